@@ -1,0 +1,64 @@
+"""The aiohttp application: create_app(config) wires the store, the outbox and the routes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+from aiohttp import web
+
+from confcall import webhooks
+from confcall.appkeys import CLIENT, CLOCK, CONFIG, OUTBOX, RULES, SESSION, STORE
+from confcall.bandwidth import BandwidthClient
+from confcall.conference import Rules
+from confcall.config import Config
+from confcall.outbox import Outbox
+from confcall.store import Store
+
+__all__ = ["create_app"]
+
+
+async def _store(app: web.Application) -> AsyncIterator[None]:
+    store = Store.open(app[CONFIG].store_path)
+    app[STORE] = store
+    yield
+    store.close()
+
+
+async def _outbox(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    async with aiohttp.ClientSession(
+        headers={"User-Agent": "confcall"}, raise_for_status=False
+    ) as session:
+        app[SESSION] = session
+        app[CLIENT] = BandwidthClient(session, config.bandwidth, config.request_timeout)
+        outbox = Outbox(app[STORE], app[CLIENT], config, app[CLOCK])
+        app[OUTBOX] = outbox
+        outbox.start()
+        yield
+        await outbox.close()
+
+
+def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> web.Application:
+    """The confcall web application for `config`; `clock` is injectable for tests."""
+    middlewares = [webhooks.errors, webhooks.callback_auth]
+    if config.sandbox:
+        from confcall import sandbox
+
+        middlewares.append(sandbox.call_engine)
+    app = web.Application(client_max_size=webhooks.MAX_BODY, middlewares=middlewares)
+    app[CONFIG] = config
+    app[CLOCK] = clock
+    app[RULES] = Rules(
+        line=config.bandwidth.phone_number,
+        organizers=frozenset(config.organizers),
+        max_invites=config.max_invites,
+        region=config.default_region,
+    )
+    app.cleanup_ctx.append(_store)
+    app.cleanup_ctx.append(_outbox)
+    webhooks.add_routes(app)
+    if config.sandbox:
+        sandbox.install(app)
+    return app

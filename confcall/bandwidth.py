@@ -1,0 +1,107 @@
+"""The Bandwidth API client: texts, conference updates and account reads, over one session."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+
+from confcall.auth import basic_auth
+from confcall.config import BandwidthConfig
+from confcall.errors import BandwidthError, BandwidthUnavailable
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds: a number, or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+@dataclass(frozen=True)
+class BandwidthConference:
+    id: str
+    name: str
+    created: str | None
+    completed: str | None
+
+
+class BandwidthClient:
+    """Bandwidth's Messaging v2, Voice v2 and account APIs; base URLs come from config."""
+
+    def __init__(self, session: aiohttp.ClientSession, config: BandwidthConfig,
+                 timeout: float = 10.0) -> None:
+        self.session = session
+        self.config = config
+        self.headers = {"Authorization": basic_auth(config.username, config.password)}
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def _request(self, method: str, url: str, *, json_body: Any = None,
+                       params: dict[str, str] | None = None) -> tuple[int, str]:
+        try:
+            async with self.session.request(
+                method, url, json=json_body, params=params, headers=self.headers,
+                timeout=self.timeout,
+            ) as response:
+                body = await response.text(errors="replace")
+                if response.status >= 400:
+                    raise BandwidthError(response.status, body,
+                                         _retry_after(response.headers.get("Retry-After")))
+                return response.status, body
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            reason = type(exc).__name__ if isinstance(exc, asyncio.TimeoutError) else str(exc)
+            raise BandwidthUnavailable(f"{method} {url}: {reason or type(exc).__name__}") from None
+
+    async def send_message(self, *, application_id: str, to: list[str], text: str,
+                           tag: str) -> str:
+        """Send one text (to several numbers: one group message); returns Bandwidth's id."""
+        url = f"{self.config.messaging_api_url}/users/{self.config.account_id}/messages"
+        body = {"applicationId": application_id, "to": to,
+                "from": self.config.phone_number, "text": text, "tag": tag}
+        _, answer = await self._request("POST", url, json_body=body)
+        try:
+            message_id = json.loads(answer)["id"]
+        except (ValueError, KeyError, TypeError):
+            return ""
+        return str(message_id)
+
+    async def complete_conference(self, conference_id: str) -> None:
+        """End a conference: every member's call goes on to the verbs after <Conference>."""
+        url = (f"{self.config.voice_api_url}/accounts/{self.config.account_id}"
+               f"/conferences/{conference_id}")
+        await self._request("POST", url, json_body={"status": "completed"})
+
+    async def find_conferences(self, name: str) -> list[BandwidthConference]:
+        url = f"{self.config.voice_api_url}/accounts/{self.config.account_id}/conferences"
+        _, answer = await self._request("GET", url, params={"name": name})
+        try:
+            items = json.loads(answer)
+        except ValueError:
+            raise BandwidthError(200, "listConferences answered with something not JSON") from None
+        if not isinstance(items, list):
+            return []
+        return [
+            BandwidthConference(str(item.get("id")), str(item.get("name")),
+                                item.get("createdTime"), item.get("completedTime"))
+            for item in items if isinstance(item, dict) and item.get("id")
+        ]
+
+    async def get_application(self, application_id: str) -> str:
+        """The account API's XML description of one application."""
+        url = (f"{self.config.account_api_url}/accounts/{self.config.account_id}"
+               f"/applications/{application_id}")
+        _, answer = await self._request("GET", url)
+        return answer

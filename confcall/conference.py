@@ -1,0 +1,306 @@
+"""The conference state machine: (state, event) -> effects. Pure: no I/O, clock or randomness."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from confcall.events import (
+    CallDisconnected,
+    ConferenceCompleted,
+    ConferenceCreated,
+    MemberJoined,
+    MemberLeft,
+    TextReceived,
+    TextStatus,
+)
+from confcall.phone import read_numbers
+
+GROUP_LIMIT = 10  # Bandwidth: a group message reaches at most 10 participants
+RECAP_WAIT = 60.0  # seconds to wait for conferenceCompleted before the recap goes anyway
+
+ACTIVE, ENDING, ENDED = "active", "ending", "ended"
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What the state machine needs to know of the configuration."""
+
+    line: str
+    organizers: frozenset[str]
+    max_invites: int
+    region: str
+
+
+@dataclass(frozen=True)
+class Member:
+    """One call's time in a conference."""
+
+    call_id: str
+    number: str
+    joined_at: float
+    left_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Conference:
+    """A conference. Its id is also its name on Bandwidth and the tag in its BXML."""
+
+    id: str
+    organizer: str
+    status: str
+    invitees: tuple[str, ...]
+    created_at: float
+    ended_at: float | None = None
+    bandwidth_id: str | None = None
+    closing_text: str | None = None
+    members: tuple[Member, ...] = ()
+
+    def may_join(self, number: str) -> bool:
+        return self.status == ACTIVE and (number in self.invitees or number == self.organizer)
+
+
+# Effects: what the store must write (all in one transaction) for an event.
+
+
+@dataclass(frozen=True)
+class StartConference:
+    conference: Conference
+
+
+@dataclass(frozen=True)
+class QueueText:
+    to: tuple[str, ...]
+    text: str
+    purpose: str  # invite, confirm, refuse, forward, recap, notice
+    conference_id: str | None = None
+
+
+@dataclass(frozen=True)
+class BeginEnding:
+    conference_id: str
+    closing_text: str
+
+
+@dataclass(frozen=True)
+class QueueCompletion:
+    conference_id: str
+
+
+@dataclass(frozen=True)
+class QueueRecapTimer:
+    conference_id: str
+    due: float
+
+
+@dataclass(frozen=True)
+class RecordBandwidthId:
+    conference_id: str
+    bandwidth_id: str | None
+
+
+@dataclass(frozen=True)
+class RecordJoin:
+    conference_id: str
+    call_id: str
+    number: str
+    at: float
+
+
+@dataclass(frozen=True)
+class RecordLeave:
+    call_id: str
+    at: float
+
+
+@dataclass(frozen=True)
+class FinishConference:
+    conference_id: str
+    at: float
+
+
+@dataclass(frozen=True)
+class RecordDelivery:
+    tag: str | None
+    message_id: str
+    status: str
+    recipient: str
+    detail: str
+
+
+Effect = (
+    StartConference | QueueText | BeginEnding | QueueCompletion | QueueRecapTimer
+    | RecordBandwidthId | RecordJoin | RecordLeave | FinishConference | RecordDelivery
+)
+
+
+def invitation(organizer: str, line: str) -> str:
+    return (
+        f"You have been invited by {organizer} to join a conference. "
+        f"Please call {line} to join"
+    )
+
+
+def _how_to(rules: Rules) -> str:
+    return (
+        f"Text up to {rules.max_invites} phone numbers separated by spaces, commas or new lines,"
+        " e.g. +12015550123, (201) 555-0124"
+    )
+
+
+def on_text(
+    rules: Rules, event: TextReceived, active: Conference | None, new_id: str, now: float
+) -> list[Effect]:
+    """An inbound text. Organizers start a conference with a list and end it with the next
+    text; anyone else is recorded and not answered, so no text loop with a stranger starts."""
+    if event.sender not in rules.organizers:
+        return []
+    if active is not None:
+        return end(active, event.text, now)
+    found = read_numbers(event.text, rules.region)
+    numbers = tuple(number for number in found.numbers if number != rules.line)
+    if not numbers:
+        return [QueueText((event.sender,), "No phone numbers found in your message. "
+                          + _how_to(rules) + ".", "refuse")]
+    if len(numbers) > rules.max_invites:
+        return [QueueText(
+            (event.sender,),
+            f"Too many numbers: you sent {len(numbers)}, the limit is {rules.max_invites}. "
+            + _how_to(rules) + ".",
+            "refuse",
+        )]
+    conference = Conference(new_id, event.sender, ACTIVE, numbers, created_at=now)
+    effects: list[Effect] = [StartConference(conference)]
+    effects += [QueueText((number,), invitation(event.sender, rules.line), "invite", new_id)
+                for number in numbers]
+    confirmation = f"Conference started. Invited: {', '.join(numbers)}."
+    if found.not_numbers:
+        confirmation += " Not phone numbers, ignored: " + "; ".join(found.not_numbers) + "."
+    confirmation += " Your next text ends the call and goes to everyone."
+    effects.append(QueueText((event.sender,), confirmation, "confirm", new_id))
+    return effects
+
+
+def end(conference: Conference, closing_text: str, now: float) -> list[Effect]:
+    """End an active conference: forward the closing text to every invitee (as few group
+    messages as the group limit allows), then complete it on Bandwidth."""
+    effects: list[Effect] = [BeginEnding(conference.id, closing_text)]
+    if closing_text.strip():
+        invitees = conference.invitees
+        for start in range(0, len(invitees), GROUP_LIMIT):
+            group = invitees[start:start + GROUP_LIMIT]
+            effects.append(QueueText(group, closing_text, "forward", conference.id))
+    if conference.bandwidth_id or conference.members:
+        effects.append(QueueCompletion(conference.id))
+        effects.append(QueueRecapTimer(conference.id, now + RECAP_WAIT))
+    else:
+        effects += finish(conference, now)
+    return effects
+
+
+def finish(conference: Conference, now: float) -> list[Effect]:
+    """Close a conference that is ending and text its organizer the recap."""
+    if conference.status == ENDED:
+        return []
+    members = tuple(m if m.left_at is not None else replace(m, left_at=now)
+                    for m in conference.members)
+    closed = replace(conference, status=ENDED, ended_at=now, members=members)
+    return [FinishConference(conference.id, now),
+            QueueText((conference.organizer,), recap(closed), "recap", conference.id)]
+
+
+def on_recap_due(conference: Conference | None, now: float) -> list[Effect]:
+    """60 s after the end text: if Bandwidth never said the conference completed, close it."""
+    if conference is None or conference.status != ENDING:
+        return []
+    return finish(conference, now)
+
+
+def on_invite_failed(conference: Conference, numbers: tuple[str, ...], status: int) -> list[Effect]:
+    """Bandwidth refused an invitation for good: tell the organizer, once per refusal."""
+    return [QueueText(
+        (conference.organizer,),
+        f"Could not invite {', '.join(numbers)}: Bandwidth refused the text ({status}).",
+        "notice",
+        conference.id,
+    )]
+
+
+def on_conference_created(conference: Conference | None, event: ConferenceCreated) -> list[Effect]:
+    if conference is None:
+        return []
+    return [RecordBandwidthId(conference.id, event.bandwidth_id)]
+
+
+def on_member_joined(conference: Conference | None, event: MemberJoined) -> list[Effect]:
+    if conference is None or conference.status == ENDED:
+        return []
+    return [RecordJoin(conference.id, event.call_id, event.caller, event.time)]
+
+
+def on_member_left(event: MemberLeft | CallDisconnected) -> list[Effect]:
+    return [RecordLeave(event.call_id, event.time)]
+
+
+def on_conference_completed(
+    conference: Conference | None, event: ConferenceCompleted
+) -> list[Effect]:
+    """Bandwidth's conference is gone. Ours ends only if its organizer asked; otherwise the
+    last caller hung up, and the next caller starts a new Bandwidth conference of that name."""
+    if conference is None:
+        return []
+    if conference.status == ENDING:
+        return finish(conference, event.time)
+    if conference.status == ACTIVE:
+        return [RecordBandwidthId(conference.id, None)]
+    return []
+
+
+def on_text_status(event: TextStatus) -> list[Effect]:
+    detail = event.description
+    if event.error_code is not None:
+        detail = f"{event.error_code}: {detail}" if detail else str(event.error_code)
+    return [RecordDelivery(event.tag, event.message_id, event.status, event.recipient, detail)]
+
+
+def choose(conferences: list[Conference], caller: str) -> Conference | None:
+    """The conference a caller joins: the newest active one that invited them."""
+    joinable = [c for c in conferences if c.may_join(caller)]
+    return max(joinable, key=lambda c: c.created_at, default=None)
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def time_on_call(conference: Conference) -> dict[str, float]:
+    """Seconds each number spent on the call, over all of its calls."""
+    totals: dict[str, float] = {}
+    end_time = conference.ended_at
+    for member in conference.members:
+        left = member.left_at if member.left_at is not None else end_time
+        if left is None:
+            continue
+        totals[member.number] = totals.get(member.number, 0.0) + max(0.0, left - member.joined_at)
+    return totals
+
+
+def recap(conference: Conference) -> str:
+    """The organizer's record of an ended conference, as one text."""
+    if not conference.members:
+        return f"Conference ended. Nobody joined. Invited: {', '.join(conference.invitees)}."
+    first = min(m.joined_at for m in conference.members)
+    last = max((m.left_at or first) for m in conference.members)
+    ran = format_duration(max(last, conference.ended_at or last) - first)
+    totals = time_on_call(conference)
+    joined = ", ".join(f"{number} ({format_duration(spent)})" for number, spent in totals.items())
+    never = [n for n in conference.invitees if n not in totals]
+    text = f"Conference ended after {ran}. Joined: {joined}."
+    text += f" Never joined: {', '.join(never)}." if never else " Everyone joined."
+    return text

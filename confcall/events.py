@@ -1,0 +1,260 @@
+"""Bandwidth callbacks as typed events: parse(json) -> event. Pure: no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from confcall.errors import ConfcallError
+
+MESSAGE_STATUSES = frozenset(
+    {"message-sending", "message-sent", "message-delivered", "message-failed", "message-read"}
+)
+
+
+class BadEvent(ConfcallError):
+    """A callback body that is not shaped like Bandwidth's."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """What every callback has: the identity it is deduplicated on, and when it happened."""
+
+    key: str
+    time: float
+
+
+@dataclass(frozen=True)
+class TextReceived(Event):
+    message_id: str
+    sender: str
+    line: str
+    text: str
+    application_id: str
+
+
+@dataclass(frozen=True)
+class TextStatus(Event):
+    message_id: str
+    status: str
+    recipient: str
+    tag: str | None
+    error_code: int | None
+    description: str
+
+
+@dataclass(frozen=True)
+class CallInitiated(Event):
+    call_id: str
+    caller: str
+    line: str
+
+
+@dataclass(frozen=True)
+class CallDisconnected(Event):
+    call_id: str
+    cause: str
+
+
+@dataclass(frozen=True)
+class ConferenceEvent(Event):
+    """conferenceCreated and conferenceCompleted; the base of the member events."""
+
+    bandwidth_id: str
+    name: str
+    tag: str | None
+
+
+@dataclass(frozen=True)
+class ConferenceCreated(ConferenceEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class ConferenceCompleted(ConferenceEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class MemberJoined(ConferenceEvent):
+    call_id: str
+    caller: str
+
+
+@dataclass(frozen=True)
+class MemberLeft(ConferenceEvent):
+    call_id: str
+    caller: str
+
+
+@dataclass(frozen=True)
+class Unused(Event):
+    """A well-formed callback that confcall has no use for."""
+
+    kind: str
+
+
+def parse_time(value: str) -> float:
+    """Bandwidth's ISO 8601 times (`2022-06-17T22:19:40.375Z`) as epoch seconds."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadEvent(f"{value!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise BadEvent(f"{value!r} has no time zone")
+    return moment.timestamp()
+
+
+class _Fields:
+    """Typed reads from one JSON object, each failure a BadEvent naming the field."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, dict):
+            raise BadEvent(f"{where} must be a JSON object")
+        self.data: Mapping[str, Any] = data
+        self.where = where
+
+    def text(self, name: str, *, required: bool = True, empty: bool = False) -> str:
+        value = self.data.get(name)
+        if value is None and not required:
+            return ""
+        if not isinstance(value, str) or (not empty and not value.strip()):
+            raise BadEvent(f"{self.where}.{name} must be a non-empty string")
+        if len(value) > 4096:
+            raise BadEvent(f"{self.where}.{name} is too long")
+        return value
+
+    def optional(self, name: str) -> str | None:
+        value = self.data.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise BadEvent(f"{self.where}.{name} must be a string")
+        return value
+
+    def time(self, name: str) -> float:
+        return parse_time(self.text(name))
+
+    def obj(self, name: str) -> _Fields:
+        return _Fields(self.data.get(name), f"{self.where}.{name}")
+
+
+def _message_received(item: _Fields, kind: str) -> Event:
+    message = item.obj("message")
+    message_id = message.text("id")
+    line = item.text("to")
+    return TextReceived(
+        key=f"m:{message_id}:{kind}:{line}",
+        time=message.time("time"),
+        message_id=message_id,
+        sender=message.text("from"),
+        line=line,
+        text=message.text("text", required=False, empty=True),
+        application_id=message.text("applicationId"),
+    )
+
+
+def _message_status(item: _Fields, kind: str) -> Event:
+    message = item.obj("message")
+    message_id = message.text("id")
+    recipient = item.text("to")
+    code = item.data.get("errorCode")
+    if code is not None and (isinstance(code, bool) or not isinstance(code, int)):
+        raise BadEvent("errorCode must be a whole number")
+    return TextStatus(
+        key=f"m:{message_id}:{kind}:{recipient}",
+        time=item.time("time"),
+        message_id=message_id,
+        status=kind,
+        recipient=recipient,
+        tag=message.optional("tag"),
+        error_code=code,
+        description=item.text("description", required=False, empty=True),
+    )
+
+
+def parse_messaging(body: Any) -> list[Event]:
+    """A messaging callback body (always a JSON array) as one event per element."""
+    if not isinstance(body, list):
+        raise BadEvent("a messaging callback must be a JSON array")
+    if not body:
+        raise BadEvent("a messaging callback must not be empty")
+    events: list[Event] = []
+    for index, element in enumerate(body):
+        item = _Fields(element, f"[{index}]")
+        kind = item.text("type")
+        if kind == "message-received":
+            events.append(_message_received(item, kind))
+        elif kind in MESSAGE_STATUSES:
+            events.append(_message_status(item, kind))
+        else:
+            events.append(Unused(key="", time=0.0, kind=kind))
+    return events
+
+
+def _conference(cls: type[ConferenceEvent]) -> Callable[[_Fields, str], Event]:
+    def parse(body: _Fields, kind: str) -> Event:
+        conference_id = body.text("conferenceId")
+        when = body.text("eventTime")
+        extra: dict[str, Any] = {}
+        if issubclass(cls, (MemberJoined, MemberLeft)):
+            extra = {"call_id": body.text("callId"), "caller": body.text("from")}
+        return cls(
+            key=f"v:{kind}:{conference_id}:{extra.get('call_id', '')}:{when}",
+            time=parse_time(when),
+            bandwidth_id=conference_id,
+            name=body.text("name"),
+            tag=body.optional("tag"),
+            **extra,
+        )
+
+    return parse
+
+
+def _initiate(body: _Fields, kind: str) -> Event:
+    call_id = body.text("callId")
+    when = body.text("eventTime")
+    return CallInitiated(
+        key=f"v:{kind}:{call_id}:{when}",
+        time=parse_time(when),
+        call_id=call_id,
+        caller=body.text("from"),
+        line=body.text("to"),
+    )
+
+
+def _disconnect(body: _Fields, kind: str) -> Event:
+    call_id = body.text("callId")
+    when = body.text("eventTime")
+    return CallDisconnected(
+        key=f"v:{kind}:{call_id}:{when}",
+        time=parse_time(when),
+        call_id=call_id,
+        cause=body.text("cause", required=False, empty=True),
+    )
+
+
+VOICE_PARSERS: dict[str, Callable[[_Fields, str], Event]] = {
+    "initiate": _initiate,
+    "disconnect": _disconnect,
+    "conferenceCreated": _conference(ConferenceCreated),
+    "conferenceMemberJoin": _conference(MemberJoined),
+    "conferenceMemberExit": _conference(MemberLeft),
+    "conferenceCompleted": _conference(ConferenceCompleted),
+}
+
+
+def parse_voice(body: Any) -> Event:
+    """A voice callback body (one JSON object) as an event, routed on `eventType`."""
+    fields = _Fields(body, "body")
+    kind = fields.text("eventType")
+    parser = VOICE_PARSERS.get(kind)
+    if parser is None:
+        fields.text("eventTime")
+        return Unused(key="", time=0.0, kind=kind)
+    return parser(fields, kind)

@@ -1,0 +1,297 @@
+"""An embedded fake Bandwidth, for running with no account: it takes texts and conference
+updates through the same client code as live mode, checks each against Bandwidth's schemas,
+sends the callbacks Bandwidth would, and shows what it "sent" at /sandbox/messages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from xml.sax.saxutils import escape
+
+import aiohttp
+from aiohttp import web
+
+from confcall import payloads, schema
+from confcall.appkeys import CONFIG, SANDBOX, SESSION
+from confcall.auth import basic_auth
+from confcall.config import Config
+from confcall.webhooks import Handler
+
+log = logging.getLogger("confcall.sandbox")
+
+
+@dataclass
+class SandboxConference:
+    id: str
+    name: str
+    tag: str | None
+    event_url: str
+    auth: str | None
+    created: str
+    completed: str | None = None
+    members: dict[str, str] = field(default_factory=dict)  # call id -> caller
+
+    def listing(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "createdTime": self.created,
+                "completedTime": self.completed, "conferenceEventUrl": self.event_url,
+                "conferenceEventMethod": "POST", "tag": self.tag}
+
+
+def _error(status: int, kind: str, description: str) -> web.Response:
+    return web.json_response({"type": kind, "description": description}, status=status)
+
+
+class Sandbox:
+    """What the fake Bandwidth holds: the texts it took and the conferences it runs."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.messages: list[dict[str, Any]] = []
+        self.conferences: dict[str, SandboxConference] = {}
+        self.calls: dict[str, tuple[str, str]] = {}  # call id -> (caller, line) in a conference
+        self._outgoing: asyncio.Queue[tuple[str, Any, str | None]] = (
+            asyncio.Queue()
+        )
+
+    # --- the callbacks Bandwidth would send, in order, one at a time ---------------------
+
+    def _post(self, url: str, body: Any, auth: str | None) -> None:
+        self._outgoing.put_nowait((url, body, auth))
+
+    def _server_auth(self) -> str | None:
+        creds = self.config.server.callback_auth
+        return basic_auth(*creds) if creds else None
+
+    async def deliver(self, session: aiohttp.ClientSession) -> None:
+        while True:
+            url, body, auth = await self._outgoing.get()
+            try:
+                for attempt in range(3):
+                    try:
+                        async with session.post(
+                            url, json=body, headers={"Authorization": auth} if auth else None,
+                            timeout=aiohttp.ClientTimeout(total=10),
+                        ) as answer:
+                            if answer.status < 500:
+                                break
+                    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                        log.warning("sandbox callback to %s failed: %s", url, exc)
+                    await asyncio.sleep(0.2 * (attempt + 1))
+            finally:
+                self._outgoing.task_done()
+
+    async def idle(self) -> None:
+        """Wait until every queued callback was delivered."""
+        await self._outgoing.join()
+
+    # --- the call engine: what Bandwidth does with the BXML we answer ----------------------
+
+    def call_answered(self, call: dict[str, Any], document: str) -> None:
+        """An initiate callback was answered: act on its <Conference>, if any."""
+        from defusedxml import ElementTree
+
+        try:
+            root = ElementTree.fromstring(document)
+        except ElementTree.ParseError:
+            return
+        verb = root.find("Conference")
+        if verb is None or not verb.text:
+            return
+        name = verb.text.strip()
+        running = next((c for c in self.conferences.values()
+                        if c.name == name and c.completed is None), None)
+        if running is None:
+            username, password = verb.get("username"), verb.get("password")
+            running = SandboxConference(
+                id=payloads.conference_id(), name=name, tag=verb.get("tag"),
+                event_url=verb.get("conferenceEventUrl", ""),
+                auth=basic_auth(username, password) if username and password else None,
+                created=payloads.timestamp(),
+            )
+            self.conferences[running.id] = running
+            self._conference_event(running, "conferenceCreated")
+        running.members[call["callId"]] = call["from"]
+        self.calls[call["callId"]] = (call["from"], call["to"])
+        self._conference_event(running, "conferenceMemberJoin", call["callId"])
+
+    def call_ended(self, call_id: str) -> None:
+        """A caller hung up: they leave their conference; the last one out completes it."""
+        for running in self.conferences.values():
+            if call_id in running.members and running.completed is None:
+                self._conference_event(running, "conferenceMemberExit", call_id)
+                del running.members[call_id]
+                if not running.members:
+                    running.completed = payloads.timestamp()
+                    self._conference_event(running, "conferenceCompleted")
+        self.calls.pop(call_id, None)
+
+    def _conference_event(self, running: SandboxConference, kind: str,
+                          call_id: str | None = None) -> None:
+        if not running.event_url:
+            return
+        caller, line = self.calls.get(call_id or "", (None, None))
+        body = payloads.conference_event(kind, conference=running.id, name=running.name,
+                                         tag=running.tag, call=call_id, caller=caller, line=line)
+        self._post(running.event_url, body, running.auth)
+
+    # --- the API confcall calls ----------------------------------------------------------
+
+    async def create_message(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        problems = schema.problems("messageRequest", body)
+        if problems:
+            return web.json_response({"type": "request-validation", "description":
+                                      "; ".join(problems)}, status=400)
+        message = {
+            "id": payloads.message_id(),
+            "owner": body["from"],
+            "applicationId": body["applicationId"],
+            "time": payloads.timestamp(),
+            "segmentCount": 1,
+            "direction": "out",
+            "to": body["to"],
+            "from": body["from"],
+            "text": body.get("text", ""),
+            **({"tag": body["tag"]} if "tag" in body else {}),
+        }
+        self.messages.append(message)
+        url = self.config.callback_url("/callbacks/messaging")
+        for recipient in message["to"]:
+            self._post(url, payloads.message_status(
+                kind="message-delivered", message=message, recipient=recipient,
+                description="Message delivered to handset."), self._server_auth())
+        return web.json_response(message, status=202)
+
+    async def list_conferences(self, request: web.Request) -> web.Response:
+        name = request.query.get("name")
+        found = [c.listing() for c in self.conferences.values() if name in (None, c.name)]
+        return web.json_response(found)
+
+    async def update_conference(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        problems = schema.problems("updateConference", body)
+        if problems:
+            return _error(400, "validation", "; ".join(problems))
+        running = self.conferences.get(request.match_info["conference"])
+        if running is None or running.completed is not None:
+            return _error(404, "validation", "Conference not found")
+        if body.get("status") == "completed":
+            status_url = self.config.callback_url("/callbacks/voice/status")
+            ended = list(running.members)
+            for call_id in ended:
+                self._conference_event(running, "conferenceMemberExit", call_id)
+            running.members.clear()
+            running.completed = payloads.timestamp()
+            self._conference_event(running, "conferenceCompleted")
+            # each member hears the goodbye after <Conference>, then hangs up
+            for call_id in ended:
+                caller, line = self.calls.pop(call_id, ("", ""))
+                self._post(status_url, payloads.disconnect(
+                    call=call_id, caller=caller, line=line,
+                    account_id=self.config.bandwidth.account_id,
+                    application_id=self.config.bandwidth.voice_application_id or "",
+                    voice_api_url=self.config.bandwidth.voice_api_url,
+                ), self._server_auth())
+        return web.Response(status=204)
+
+    async def application(self, request: web.Request) -> web.Response:
+        """The account API's view of the two applications, pointing at this server."""
+        config = self.config
+        wanted = request.match_info["application"]
+        messaging = config.bandwidth.messaging_application_id
+        user = config.server.callback_username
+        creds = (f"<UserId>{escape(user)}</UserId>") if user else ""
+        if wanted == messaging:
+            url = escape(config.callback_url("/callbacks/messaging"))
+            inner = (f"<ServiceType>Messaging-V2</ServiceType><AppName>sandbox-messaging</AppName>"
+                     f"<InboundCallbackUrl>{url}</InboundCallbackUrl>"
+                     f"<OutboundCallbackUrl>{url}</OutboundCallbackUrl>"
+                     f"<InboundCallbackCreds>{creds}</InboundCallbackCreds>"
+                     f"<OutboundCallbackCreds>{creds}</OutboundCallbackCreds>")
+        elif wanted == config.bandwidth.voice_application_id:
+            initiate = escape(config.callback_url("/callbacks/voice/initiate"))
+            status = escape(config.callback_url("/callbacks/voice/status"))
+            inner = (f"<ServiceType>Voice-V2</ServiceType><AppName>sandbox-voice</AppName>"
+                     f"<CallInitiatedCallbackUrl>{initiate}</CallInitiatedCallbackUrl>"
+                     f"<CallInitiatedMethod>POST</CallInitiatedMethod>"
+                     f"<CallStatusCallbackUrl>{status}</CallStatusCallbackUrl>"
+                     f"<CallStatusMethod>POST</CallStatusMethod>"
+                     f"<CallbackCreds>{creds}</CallbackCreds>")
+        else:
+            return web.Response(status=404, content_type="application/xml", text=(
+                '<?xml version="1.0" encoding="UTF-8"?><ApplicationProvisioningResponse>'
+                "<ResponseStatus><ErrorCode>15501</ErrorCode><Description>Application not found"
+                "</Description></ResponseStatus></ApplicationProvisioningResponse>"))
+        return web.Response(content_type="application/xml", text=(
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            f"<ApplicationProvisioningResponse><Application><ApplicationId>{escape(wanted)}"
+            f"</ApplicationId>{inner}</Application></ApplicationProvisioningResponse>"))
+
+    # --- what a person looks at ----------------------------------------------------------
+
+    async def show_messages(self, request: web.Request) -> web.Response:
+        return web.json_response(self.messages)
+
+    async def show_conferences(self, request: web.Request) -> web.Response:
+        return web.json_response([
+            {**c.listing(), "members": [{"callId": k, "from": v} for k, v in c.members.items()]}
+            for c in self.conferences.values()
+        ])
+
+
+async def _json(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.read())
+    except ValueError:
+        raise web.HTTPBadRequest(text='{"type": "validation", "description": "not JSON"}',
+                                 content_type="application/json") from None
+
+
+@web.middleware
+async def call_engine(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Plays Bandwidth's part after a voice callback: acts on the BXML the server answered
+    an initiate with, and on a disconnect for a call that was in a conference."""
+    response = await handler(request)
+    if request.method != "POST" or response.status >= 300:
+        return response
+    if request.path == "/callbacks/voice/initiate" and isinstance(response, web.Response):
+        call = await _json(request)
+        if response.text and isinstance(call, dict) and call.get("eventType") == "initiate":
+            request.app[SANDBOX].call_answered(call, response.text)
+    elif request.path == "/callbacks/voice/status":
+        call = await _json(request)
+        if isinstance(call, dict) and call.get("eventType") == "disconnect":
+            request.app[SANDBOX].call_ended(str(call.get("callId")))
+    return response
+
+
+def install(app: web.Application) -> None:
+    """Mount the sandbox at /sandbox on `app` and run its callback sender with it."""
+    sandbox = Sandbox(app[CONFIG])
+    app[SANDBOX] = sandbox
+    sub = web.Application()
+    account = "{account}"
+    sub.router.add_post(f"/messaging/api/v2/users/{account}/messages", sandbox.create_message)
+    sub.router.add_get(f"/voice/api/v2/accounts/{account}/conferences",
+                       sandbox.list_conferences)
+    sub.router.add_post(f"/voice/api/v2/accounts/{account}/conferences/{{conference}}",
+                        sandbox.update_conference)
+    sub.router.add_get(f"/account/api/accounts/{account}/applications/{{application}}",
+                       sandbox.application)
+    sub.router.add_get("/messages", sandbox.show_messages)
+    sub.router.add_get("/conferences", sandbox.show_conferences)
+    app.add_subapp("/sandbox", sub)
+
+    async def sender(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(sandbox.deliver(app[SESSION]), name="confcall-sandbox")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.append(sender)

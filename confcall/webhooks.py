@@ -1,0 +1,208 @@
+"""The webhook handlers: body -> events -> conference decisions -> one transaction -> reply."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from confcall import bxml, conference
+from confcall.appkeys import CLOCK, CONFIG, OUTBOX, RULES, STORE
+from confcall.auth import authorized
+from confcall.conference import Conference
+from confcall.events import (
+    BadEvent,
+    CallDisconnected,
+    CallInitiated,
+    ConferenceCompleted,
+    ConferenceCreated,
+    ConferenceEvent,
+    Event,
+    MemberJoined,
+    MemberLeft,
+    TextReceived,
+    TextStatus,
+    Unused,
+    parse_messaging,
+    parse_voice,
+)
+from confcall.phone import mask
+
+log = logging.getLogger("confcall.webhooks")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_BODY = 64 * 1024
+JSON_TYPES = ("application/json", "text/json", "application/octet-stream")
+
+
+def new_conference_id() -> str:
+    return "confcall-" + secrets.token_hex(6)
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON, or BadEvent saying why not."""
+    if request.content_type not in JSON_TYPES and not request.content_type.endswith("+json"):
+        raise web.HTTPUnsupportedMediaType(
+            text=json.dumps({"error": f"expected application/json, got {request.content_type}"}),
+            content_type="application/json",
+        )
+    raw = await request.read()
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        # UnicodeDecodeError is a ValueError; RecursionError is what deep nesting raises
+        raise BadEvent(f"body is not JSON: {type(exc).__name__}") from None
+
+
+def _show(request: web.Request, number: str) -> str:
+    return mask(number) if request.app[CONFIG].mask_numbers else number
+
+
+# --- messaging ----------------------------------------------------------------------------
+
+
+async def messaging(request: web.Request) -> web.Response:
+    """POST /callbacks/messaging: inbound texts and the status of the texts we sent."""
+    events = parse_messaging(await read_json(request))
+    store, rules, now = request.app[STORE], request.app[RULES], request.app[CLOCK]()
+    changed = False
+    with store.transaction():
+        for event in events:
+            if isinstance(event, Unused) or not store.claim(event.key, now):
+                continue
+            if isinstance(event, TextReceived):
+                store.record_inbound(event.message_id, event.sender, event.line, event.text, now)
+                active = store.active_conference(event.sender)
+                effects = conference.on_text(rules, event, active, new_conference_id(), now)
+                log.info("text from %s: %s", _show(request, event.sender),
+                         type(effects[0]).__name__ if effects else "no action")
+                store.apply(effects, now, event.application_id)
+            elif isinstance(event, TextStatus):
+                store.apply(conference.on_text_status(event), now, None)
+            changed = True
+    if changed:
+        request.app[OUTBOX].wake()
+    return web.json_response({"ok": True})
+
+
+# --- voice --------------------------------------------------------------------------------
+
+
+def _bxml(document: str) -> web.Response:
+    return web.Response(text=document, content_type=bxml.CONTENT_TYPE)
+
+
+async def initiate(request: web.Request) -> web.Response:
+    """POST /callbacks/voice/initiate: an inbound call. Invited callers join; others hear
+    one sentence and are hung up on. Reads only: a replay gets the same answer."""
+    event = parse_voice(await read_json(request))
+    if not isinstance(event, CallInitiated):
+        return _bxml(bxml.empty())
+    config = request.app[CONFIG]
+    chosen = conference.choose(request.app[STORE].joinable(event.caller), event.caller)
+    if chosen is None:
+        log.info("call %s from %s refused: not invited", event.call_id,
+                 _show(request, event.caller))
+        return _bxml(bxml.refuse())
+    log.info("call %s from %s joins %s", event.call_id, _show(request, event.caller), chosen.id)
+    return _bxml(bxml.join_conference(
+        chosen.id, config.callback_url("/callbacks/voice/conference"), chosen.id,
+        config.server.callback_auth,
+    ))
+
+
+def _decide(event: Event, found: Conference | None) -> list[conference.Effect]:
+    if isinstance(event, ConferenceCreated):
+        return conference.on_conference_created(found, event)
+    if isinstance(event, MemberJoined):
+        return conference.on_member_joined(found, event)
+    if isinstance(event, (MemberLeft, CallDisconnected)):
+        return conference.on_member_left(event)
+    if isinstance(event, ConferenceCompleted):
+        return conference.on_conference_completed(found, event)
+    return []
+
+
+async def voice_event(request: web.Request) -> web.Response:
+    """POST /callbacks/voice/conference and /callbacks/voice/status: conference and call
+    events. Each is applied once, however often Bandwidth delivers it."""
+    event = parse_voice(await read_json(request))
+    if isinstance(event, (Unused, CallInitiated)):
+        return web.Response(status=204)
+    store, now = request.app[STORE], request.app[CLOCK]()
+    with store.transaction():
+        if store.claim(event.key, now):
+            found = None
+            if isinstance(event, ConferenceEvent):
+                found = store.conference(event.tag or event.name) or store.conference(event.name)
+            effects = _decide(event, found)
+            conference_application = store.application_id(found.id) if found else None
+            store.apply(effects, now, conference_application)
+            if effects:
+                request.app[OUTBOX].wake()
+    return web.Response(status=204)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """GET /healthz: for load balancers and `confcall check`."""
+    from confcall import __version__
+
+    config = request.app[CONFIG]
+    return web.json_response({
+        "status": "ok",
+        "version": __version__,
+        "mode": "sandbox" if config.sandbox else "live",
+        "backlog": request.app[STORE].backlog(),
+    })
+
+
+# --- middlewares --------------------------------------------------------------------------
+
+
+def _error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bad input is a 4xx with a short JSON error and one log line; nothing is ever a 500."""
+    try:
+        return await handler(request)
+    except BadEvent as exc:
+        log.warning("%s %s: 400 %s", request.method, request.path, exc)
+        return _error(400, str(exc))
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        log.warning("%s %s: %d %s", request.method, request.path, exc.status, exc.reason)
+        return _error(exc.status, exc.reason, **{
+            k: v for k, v in exc.headers.items() if k in ("Allow", "WWW-Authenticate")
+        })
+    except Exception:
+        log.exception("%s %s: internal error", request.method, request.path)
+        return _error(503, "internal error; retry later")
+
+
+@web.middleware
+async def callback_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """With callback credentials configured, /callbacks/ needs them (HTTP Basic)."""
+    expected = request.app[CONFIG].server.callback_auth
+    if (expected is not None and request.path.startswith("/callbacks/")
+            and not authorized(request.headers.get("Authorization"), expected)):
+        log.warning("%s %s: 401 missing or wrong callback credentials",
+                    request.method, request.path)
+        return _error(401, "callback credentials missing or wrong",
+                      **{"WWW-Authenticate": 'Basic realm="confcall"'})
+    return await handler(request)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/callbacks/messaging", messaging)
+    app.router.add_post("/callbacks/voice/initiate", initiate)
+    app.router.add_post("/callbacks/voice/conference", voice_event)
+    app.router.add_post("/callbacks/voice/status", voice_event)
+    app.router.add_get("/healthz", healthz)

@@ -1,0 +1,196 @@
+"""Shared test harness: the real confcall app (over HTTP) against a fake Bandwidth."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from fake_bandwidth import ACCOUNT_ID, PASSWORD, USERNAME, FakeBandwidth, fixture
+
+from confcall.app import create_app
+from confcall.appkeys import OUTBOX, STORE
+from confcall.auth import basic_auth
+from confcall.config import Config, load_config
+from confcall.store import Store
+
+LINE = "+12015550100"  # the Bandwidth number (fictional-use range)
+ORGANIZER = "+12015550101"
+OTHER_ORGANIZER = "+12015550102"
+STRANGER = "+12015550199"
+APPLICATION_ID = "93de2206-9669-4e07-948d-329f4b722ee2"
+
+
+def invitees(count: int, start: int = 110) -> list[str]:
+    return [f"+1201555{start + i:04d}" for i in range(count)]
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def inbound_text(sender: str, text: str, line: str = LINE,
+                 message_id: str | None = None) -> list[dict[str, Any]]:
+    """Bandwidth's message-received example with our numbers in it."""
+    body = fixture("messaging-callback.smsMessageReceived.json")
+    event = body[0]
+    event["to"] = line
+    event["message"].update(
+        {"from": sender, "to": [line], "owner": line, "text": text,
+         "applicationId": APPLICATION_ID,
+         "id": message_id or f"msg-{time.monotonic_ns()}"})
+    return body
+
+
+def voice_event(kind: str, **fields: Any) -> dict[str, Any]:
+    """Bandwidth's voice-callback example of `kind` with some fields replaced."""
+    body = fixture(f"voice-callback.{kind}.json")
+    body.update(fields)
+    return body
+
+
+class Line:
+    """A running confcall app and the fake Bandwidth behind it."""
+
+    def __init__(self, client: TestClient[Any, Any], fake: FakeBandwidth, config: Config) -> None:
+        self.client = client
+        self.fake = fake
+        self.config = config
+
+    @property
+    def store(self) -> Store:
+        return self.client.app[STORE]  # type: ignore[index]
+
+    def wake(self) -> None:
+        self.client.app[OUTBOX].wake()  # type: ignore[index]
+
+    async def post(self, path: str, body: Any, **kwargs: Any) -> Any:
+        auth = self.config.server.callback_auth
+        headers = kwargs.pop("headers", {})
+        if auth and "Authorization" not in headers:
+            headers["Authorization"] = basic_auth(*auth)
+        return await self.client.post(path, json=body, headers=headers, **kwargs)
+
+    async def text(self, sender: str, text: str, **kwargs: Any) -> Any:
+        answer = await self.post("/callbacks/messaging", inbound_text(sender, text, **kwargs))
+        assert answer.status == 200, await answer.text()
+        return answer
+
+    async def call(self, caller: str, call_id: str) -> str:
+        answer = await self.post("/callbacks/voice/initiate", voice_event(
+            "initiate", **{"from": caller, "to": LINE, "callId": call_id}))
+        assert answer.status == 200
+        assert answer.content_type == "application/xml"
+        return str(await answer.text())
+
+    async def conference(self, kind: str, name: str, bandwidth_id: str = "conf-1",
+                         when: str | None = None, **fields: Any) -> None:
+        body = voice_event(kind, conferenceId=bandwidth_id, name=name, tag=name, **fields)
+        if when:
+            body["eventTime"] = when
+        answer = await self.post("/callbacks/voice/conference", body)
+        assert answer.status == 204, await answer.text()
+
+    async def join(self, name: str, caller: str, call_id: str, when: str,
+                   bandwidth_id: str = "conf-1") -> None:
+        await self.conference("conferenceMemberJoin", name, bandwidth_id, when,
+                              callId=call_id, **{"from": caller, "to": LINE})
+
+    async def leave(self, name: str, caller: str, call_id: str, when: str,
+                    bandwidth_id: str = "conf-1") -> None:
+        await self.conference("conferenceMemberExit", name, bandwidth_id, when,
+                              callId=call_id, **{"from": caller, "to": LINE})
+
+    async def settle(self, timeout: float = 5.0) -> None:
+        """Wait until the outbox has nothing due right now."""
+        await wait_for(lambda: not self.store.due(time.time() + 0.001, 1), timeout)
+        await asyncio.sleep(0.05)
+
+    def active(self, organizer: str = ORGANIZER) -> Any:
+        return self.store.active_conference(organizer)
+
+
+async def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees a confcall.toml or environment of the machine it runs on."""
+    monkeypatch.chdir(tmp_path)
+    for name in list(__import__("os").environ):
+        if name.startswith(("CONFCALL_", "BANDWIDTH_", "BW_")) or name == "USER_PHONE_NUMBER":
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+async def fake(aiohttp_server: Any) -> AsyncIterator[FakeBandwidth]:
+    bandwidth = FakeBandwidth()
+    bandwidth.server = await aiohttp_server(bandwidth.app())
+    yield bandwidth
+    assert bandwidth.rejected == [], "confcall sent requests that break Bandwidth's schema"
+
+
+def live_config(tmp_path: Path, fake: FakeBandwidth, **overrides: Any) -> Config:
+    values: dict[str, Any] = {
+        "bandwidth.account_id": ACCOUNT_ID,
+        "bandwidth.username": USERNAME,
+        "bandwidth.password": PASSWORD,
+        "bandwidth.phone_number": LINE,
+        "organizers.numbers": [ORGANIZER, OTHER_ORGANIZER],
+        "server.public_url": "https://confcall.example.com",
+        "store.path": str(tmp_path / "confcall.db"),
+        "outbox.max_retry_delay": 1,
+        "outbox.request_timeout": 2,
+        **fake.urls(),
+    }
+    values.update(overrides)
+    return load_config(None, {}, values)
+
+
+StartLine = Callable[..., Awaitable[Line]]
+
+
+@pytest.fixture
+def start_line(tmp_path: Path, fake: FakeBandwidth, aiohttp_client: Any) -> StartLine:
+    """Start the confcall app (config overrides as keyword arguments, dotted keys with
+    `__` for `.`) against the fake Bandwidth."""
+
+    async def start(clock: Callable[[], float] = time.time, **overrides: Any) -> Line:
+        dotted = {k.replace("__", "."): v for k, v in overrides.items()}
+        config = live_config(tmp_path, fake, **dotted)
+        client = await aiohttp_client(create_app(config, clock=clock))
+        return Line(client, fake, config)
+
+    return start
+
+
+@pytest.fixture
+async def line(start_line: StartLine) -> Line:
+    return await start_line()
+
+
+@pytest.fixture
+def examples() -> Iterator[Callable[[str], Any]]:
+    yield lambda name: copy.deepcopy(fixture(name))

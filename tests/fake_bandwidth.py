@@ -1,0 +1,181 @@
+"""A fake Bandwidth API for tests: a real aiohttp server that speaks Bandwidth's wire format,
+rejects any request whose body breaks Bandwidth's OpenAPI schema, records what it accepted,
+and misbehaves on request (status codes, Retry-After, slowness, dropped connections)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from confcall import schema
+
+FIXTURES = Path(__file__).parent / "fixtures" / "bandwidth"
+
+ACCOUNT_ID = "9900000"
+USERNAME = "api-user-7f2c"
+PASSWORD = "api-secret-91d4e6"
+
+
+def fixture(name: str) -> Any:
+    """One of Bandwidth's example payloads (copied from shared/bandwidth/examples)."""
+    return json.loads((FIXTURES / name).read_text())
+
+
+@dataclass
+class Fault:
+    """How the next matching requests fail."""
+
+    route: str  # "messages", "conference", "lookup", "application", or "*"
+    times: int
+    status: int = 503
+    retry_after: str | None = None
+    delay: float = 0.0
+    drop: bool = False
+
+
+@dataclass
+class FakeBandwidth:
+    account_id: str = ACCOUNT_ID
+    username: str = USERNAME
+    password: str = PASSWORD
+    texts: list[dict[str, Any]] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)
+    lookups: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    refuse_numbers: set[str] = field(default_factory=set)
+    conferences: list[dict[str, Any]] = field(default_factory=list)
+    applications: dict[str, str] = field(default_factory=dict)
+    requests: int = 0
+    server: TestServer | None = None
+
+    # --- set-up ---------------------------------------------------------------------------
+
+    def fail(self, route: str, times: int, status: int = 503, *, retry_after: str | None = None,
+             delay: float = 0.0, drop: bool = False) -> None:
+        self.faults.append(Fault(route, times, status, retry_after, delay, drop))
+
+    def running_conference(self, name: str) -> str:
+        """Bandwidth has a conference of this name running; returns its id."""
+        listed = fixture("voice-response.listConferences.json")[0]
+        conference_id = f"conf-{uuid.uuid4()}"
+        listed.update(id=conference_id, name=name, completedTime=None)
+        self.conferences.append(listed)
+        return conference_id
+
+    @property
+    def base(self) -> str:
+        assert self.server is not None
+        return str(self.server.make_url("")).rstrip("/")
+
+    def urls(self) -> dict[str, str]:
+        return {
+            "bandwidth.messaging_api_url": f"{self.base}/api/v2",
+            "bandwidth.voice_api_url": f"{self.base}/voice/api/v2",
+            "bandwidth.account_api_url": f"{self.base}/account/api",
+        }
+
+    def texts_to(self, number: str) -> list[dict[str, Any]]:
+        return [t for t in self.texts if number in t["to"]]
+
+    # --- the server -----------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._gate])
+        acct = "{account}"
+        app.router.add_post(f"/api/v2/users/{acct}/messages", self._messages, name="messages")
+        app.router.add_get(f"/voice/api/v2/accounts/{acct}/conferences", self._lookup,
+                           name="lookup")
+        app.router.add_post(f"/voice/api/v2/accounts/{acct}/conferences/{{id}}",
+                            self._conference, name="conference")
+        app.router.add_get(f"/account/api/accounts/{acct}/applications/{{id}}",
+                           self._application, name="application")
+        return app
+
+    @web.middleware
+    async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.requests += 1
+        credentials = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        if request.headers.get("Authorization") != f"Basic {credentials}":
+            return web.json_response(fixture("error.unauthorized.json"), status=401)
+        if request.match_info.get("account") != self.account_id:
+            return web.json_response(fixture("error.unauthorized.json"), status=403)
+        route = request.match_info.route.name or ""
+        for fault in self.faults:
+            if fault.times > 0 and fault.route in (route, "*"):
+                fault.times -= 1
+                if fault.delay:
+                    await asyncio.sleep(fault.delay)
+                if fault.drop:
+                    assert request.transport is not None
+                    request.transport.close()
+                    return web.Response(status=500)
+                if fault.status < 400:
+                    break
+                body = fixture("error.tooManyRequests.json" if fault.status == 429
+                               else "error.internalServerError.json")
+                headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
+                return web.json_response(body, status=fault.status, headers=headers)
+        return await handler(request)
+
+    def _check(self, name: str, body: Any, path: str) -> list[str]:
+        problems = schema.problems(name, body)
+        if problems:
+            self.rejected.append(f"{path}: {problems}")
+        return problems
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if self._check("messageRequest", body, request.path):
+            return web.json_response({"type": "request-validation",
+                                      "description": "invalid request"}, status=400)
+        refused = [n for n in body["to"] if n in self.refuse_numbers]
+        if refused:
+            return web.json_response({
+                "type": "request-validation",
+                "description": f"'{refused[0]}' must be replaced with a valid E164 number",
+            }, status=400)
+        self.texts.append(body)
+        answer = fixture("messaging-response.createMessage.json")
+        answer.update(id=f"{uuid.uuid4().hex[:20]}", owner=body["from"], to=body["to"],
+                      applicationId=body["applicationId"], text=body.get("text", ""),
+                      tag=body.get("tag", ""), direction="out")
+        answer.pop("media", None)
+        answer.pop("expiration", None)
+        return web.json_response(answer, status=202)
+
+    async def _lookup(self, request: web.Request) -> web.Response:
+        name = request.query.get("name", "")
+        self.lookups.append(name)
+        return web.json_response([c for c in self.conferences if c["name"] == name])
+
+    async def _conference(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if self._check("updateConference", body, request.path):
+            return web.json_response(fixture("error.voiceInternalServerError.json"), status=400)
+        conference_id = request.match_info["id"]
+        known = [c for c in self.conferences if c["id"] == conference_id]
+        if known and known[0]["completedTime"]:
+            return web.json_response(fixture("error.voiceNotFoundError.json"), status=404)
+        if body.get("status") == "completed":
+            self.completed.append(conference_id)
+            for c in known:
+                c["completedTime"] = "2026-01-01T00:00:00.000Z"
+        return web.Response(status=204)
+
+    async def _application(self, request: web.Request) -> web.Response:
+        text = self.applications.get(request.match_info["id"])
+        if text is None:
+            return web.Response(status=404, content_type="application/xml", text=(
+                "<ApplicationProvisioningResponse><ResponseStatus><ErrorCode>15501</ErrorCode>"
+                "<Description>Application not found</Description></ResponseStatus>"
+                "</ApplicationProvisioningResponse>"))
+        return web.Response(text=text, content_type="application/xml")
