@@ -1,0 +1,141 @@
+"""The state machine as tables of (state, event) -> effects. No I/O."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from confcall import conference as cc
+from confcall.conference import (
+    ACTIVE,
+    ENDED,
+    ENDING,
+    BeginEnding,
+    Conference,
+    FinishConference,
+    Member,
+    QueueCompletion,
+    QueueRecapTimer,
+    QueueText,
+    RecordBandwidthId,
+    RecordJoin,
+    Rules,
+    StartConference,
+)
+from confcall.events import ConferenceCompleted, ConferenceCreated, MemberJoined, TextReceived
+
+LINE, ORG, A, B, C = "+12015550100", "+12015550101", "+12015550110", "+12015550111", "+12015550112"
+RULES = Rules(line=LINE, organizers=frozenset({ORG}), max_invites=3, region="US")
+NOW = 1_000_000.0
+
+
+def text(sender: str, body: str) -> TextReceived:
+    return TextReceived(key="k", time=NOW, message_id="m", sender=sender, line=LINE, text=body,
+                        application_id="app")
+
+
+def conf(status: str = ACTIVE, **changes: object) -> Conference:
+    base = Conference("confcall-1", ORG, status, (A, B, C), created_at=NOW - 600)
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def created(name: str = "confcall-1") -> ConferenceCreated:
+    return ConferenceCreated(key="k", time=NOW, bandwidth_id="conf-9", name=name, tag=name)
+
+
+def test_start() -> None:
+    effects = cc.on_text(RULES, text(ORG, f"{A}, {B} and {LINE} x"), None, "confcall-new", NOW)
+    assert effects[0] == StartConference(Conference("confcall-new", ORG, ACTIVE, (A, B), NOW))
+    assert effects[1:3] == [
+        QueueText((A,), cc.invitation(ORG, LINE), "invite", "confcall-new"),
+        QueueText((B,), cc.invitation(ORG, LINE), "invite", "confcall-new"),
+    ]
+    [confirmation] = effects[3:]
+    assert isinstance(confirmation, QueueText) and confirmation.purpose == "confirm"
+    assert "x" in confirmation.text
+
+
+@pytest.mark.parametrize(("body", "start"), [
+    ("no numbers here", "No phone numbers found"),
+    (LINE, "No phone numbers found"),
+    (f"{A} {B} {C} +12015550113", "Too many numbers: you sent 4, the limit is 3"),
+])
+def test_refusals_create_nothing(body: str, start: str) -> None:
+    [reply] = cc.on_text(RULES, text(ORG, body), None, "id", NOW)
+    assert isinstance(reply, QueueText)
+    assert reply.to == (ORG,) and reply.purpose == "refuse"
+    assert reply.text.startswith(start)
+
+
+def test_strangers_get_nothing() -> None:
+    assert cc.on_text(RULES, text(A, f"{B} {C}"), None, "id", NOW) == []
+
+
+@pytest.mark.parametrize(("state", "expected_tail"), [
+    # nobody joined and Bandwidth never knew it: nothing to complete, recap at once
+    (conf(), [FinishConference("confcall-1", NOW)]),
+    # somebody joined: complete on Bandwidth, recap when it says so (or after 60 s)
+    (conf(bandwidth_id="conf-9"), [QueueCompletion("confcall-1"),
+                                   QueueRecapTimer("confcall-1", NOW + cc.RECAP_WAIT)]),
+    (conf(members=(Member("c", A, NOW - 60),)), [QueueCompletion("confcall-1"),
+                                                 QueueRecapTimer("confcall-1", NOW + 60)]),
+])
+def test_end(state: Conference, expected_tail: list[object]) -> None:
+    effects = cc.on_text(RULES, text(ORG, "bye"), state, "unused", NOW)
+    assert effects[0] == BeginEnding("confcall-1", "bye")
+    assert effects[1] == QueueText((A, B, C), "bye", "forward", "confcall-1")
+    tail = [e for e in effects[2:] if not (isinstance(e, QueueText) and e.purpose == "recap")]
+    assert tail == expected_tail
+
+
+def test_forward_is_split_into_groups_of_ten() -> None:
+    many = tuple(f"+1201555{i:04d}" for i in range(120, 145))
+    effects = cc.end(conf(invitees=many), "bye", NOW)
+    groups = [e.to for e in effects if isinstance(e, QueueText) and e.purpose == "forward"]
+    assert groups == [many[:10], many[10:20], many[20:]]
+
+
+@pytest.mark.parametrize(("state", "expected"), [
+    (None, []),
+    (conf(), [RecordBandwidthId("confcall-1", "conf-9")]),
+])
+def test_conference_created(state: Conference | None, expected: list[object]) -> None:
+    assert cc.on_conference_created(state, created()) == expected
+
+
+def test_joins_to_ended_conferences_are_ignored() -> None:
+    join = MemberJoined(key="k", time=NOW, bandwidth_id="b", name="confcall-1", tag=None,
+                        call_id="c", caller=A)
+    assert cc.on_member_joined(conf(ENDED), join) == []
+    assert cc.on_member_joined(conf(ENDING), join) == [RecordJoin("confcall-1", "c", A, NOW)]
+
+
+def test_completed_ends_only_what_the_organizer_ended() -> None:
+    done = ConferenceCompleted(key="k", time=NOW, bandwidth_id="b", name="confcall-1", tag=None)
+    # everyone hung up on their own: the conference stays open for callers to return
+    assert cc.on_conference_completed(conf(ACTIVE), done) == [
+        RecordBandwidthId("confcall-1", None)]
+    ending = cc.on_conference_completed(conf(ENDING), done)
+    assert ending[0] == FinishConference("confcall-1", NOW)
+    assert cc.on_conference_completed(conf(ENDED), done) == []
+    assert cc.on_recap_due(conf(ENDED), NOW) == []
+    assert cc.on_recap_due(conf(ENDING), NOW)[0] == FinishConference("confcall-1", NOW)
+
+
+def test_choose_the_newest_conference_that_invited_the_caller() -> None:
+    old = conf(created_at=1.0)
+    new = replace(conf(created_at=2.0), id="confcall-2")
+    ended = replace(conf(ENDED, created_at=3.0), id="confcall-3")
+    assert cc.choose([old, new, ended], A) is new
+    assert cc.choose([old, new], ORG) is new  # the organizer may join their own
+    assert cc.choose([old, new], "+12015550199") is None
+
+
+def test_recap() -> None:
+    members = (Member("c1", A, NOW, NOW + 300), Member("c2", A, NOW + 400, NOW + 500),
+               Member("c3", B, NOW + 60, NOW + 3700))
+    ended = conf(ENDED, members=members, ended_at=NOW + 3700)
+    assert cc.recap(ended) == (f"Conference ended after 1h 01m. Joined: {A} (6m 40s), "
+                               f"{B} (1h 00m). Never joined: {C}.")
+    assert cc.recap(conf(ENDED, ended_at=NOW)).startswith("Conference ended. Nobody joined.")

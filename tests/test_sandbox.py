@@ -1,0 +1,107 @@
+"""The sandbox: the whole flow with no Bandwidth account, through the real server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer, unused_port
+from conftest import inbound_text, voice_event, wait_for
+
+from confcall.app import create_app
+from confcall.appkeys import SANDBOX, STORE
+from confcall.config import SANDBOX_ORGANIZER, SANDBOX_PHONE_NUMBER, load_config
+from confcall.store import Store
+
+A, B = "+12015550123", "+12015550124"
+
+
+@pytest.fixture
+async def sandbox(tmp_path: Path, aiohttp_server: Any) -> TestServer:
+    port = unused_port()
+    config = load_config(None, {}, {"server.port": port,
+                                    "store.path": str(tmp_path / "s.db"),
+                                    "server.callback_username": "bw",
+                                    "server.callback_password": "pw"})
+    assert config.sandbox
+    server: TestServer = await aiohttp_server(create_app(config), port=port)
+    return server
+
+
+async def test_whole_flow(sandbox: TestServer) -> None:
+    app = sandbox.app
+    assert app is not None
+    store: Store = app[STORE]
+    auth = {"Authorization": "Basic Ync6cHc="}  # bw:pw
+    async with ClientSession(str(sandbox.make_url("")), headers=auth) as http:
+        async def post(path: str, body: Any) -> Any:
+            async with http.post(path, json=body) as answer:
+                assert answer.status < 300, await answer.text()
+                return await answer.text()
+
+        async def sent() -> list[dict[str, Any]]:
+            async with http.get("/sandbox/messages") as answer:
+                result: list[dict[str, Any]] = await answer.json()
+                return result
+
+        await post("/callbacks/messaging", inbound_text(SANDBOX_ORGANIZER, f"{A} {B}",
+                                                        line=SANDBOX_PHONE_NUMBER))
+        await wait_for(lambda: store.backlog() == 0)
+        messages = await sent()
+        assert {m["to"][0] for m in messages} == {A, B, SANDBOX_ORGANIZER}
+        name = store.active_conference(SANDBOX_ORGANIZER).id
+
+        bxml = await post("/callbacks/voice/initiate", voice_event(
+            "initiate", **{"from": A, "to": SANDBOX_PHONE_NUMBER, "callId": "c-a"}))
+        assert name in bxml
+        await app[SANDBOX].idle()
+        conference = store.conference(name)
+        assert conference.bandwidth_id is not None
+        assert [(m.number, m.left_at) for m in conference.members] == [(A, None)]
+        # the sandbox sent delivery receipts for the invitations
+        assert {d.state for d in store.deliveries(name)} == {"delivered"}
+
+        await post("/callbacks/messaging", inbound_text(SANDBOX_ORGANIZER, "bye all",
+                                                        line=SANDBOX_PHONE_NUMBER))
+        recap = await wait_for(lambda: [r for r in store.outbox(name)
+                                        if r.purpose == "recap" and r.status == "sent"])
+        assert recap[0].body.startswith("Conference ended after")
+        assert store.conference(name).status == "ended"
+        assert [m["to"] for m in await sent() if m["text"] == "bye all"] == [[A, B]]
+        async with http.get("/sandbox/conferences") as answer:
+            [listed] = await answer.json()
+        assert listed["completedTime"] and listed["members"] == []
+
+
+async def test_hanging_up_leaves_the_conference(sandbox: TestServer) -> None:
+    app = sandbox.app
+    assert app is not None
+    store: Store = app[STORE]
+    async with ClientSession(str(sandbox.make_url("")),
+                             headers={"Authorization": "Basic Ync6cHc="}) as http:
+        await http.post("/callbacks/messaging", json=inbound_text(
+            SANDBOX_ORGANIZER, A, line=SANDBOX_PHONE_NUMBER))
+        name = store.active_conference(SANDBOX_ORGANIZER).id
+        call = {"from": A, "to": SANDBOX_PHONE_NUMBER, "callId": "c-a"}
+        await http.post("/callbacks/voice/initiate", json=voice_event("initiate", **call))
+        await app[SANDBOX].idle()
+        await http.post("/callbacks/voice/status", json=voice_event("disconnect", **call))
+        await app[SANDBOX].idle()
+    conference = store.conference(name)
+    assert conference.status == "active"  # the organizer has not ended it
+    assert conference.members[0].left_at is not None
+    assert conference.bandwidth_id is None  # Bandwidth's conference is gone
+
+
+async def test_sandbox_rejects_requests_that_break_bandwidths_schema(sandbox: TestServer) -> None:
+    async with ClientSession() as http:
+        url = sandbox.make_url("/sandbox/messaging/api/v2/users/sandbox/messages")
+        async with http.post(url, json={"to": "+12015550123", "text": "x"}) as answer:
+            assert answer.status == 400
+            problems = (await answer.json())["description"]
+        assert "applicationId" in problems and "to" in problems
+        url = sandbox.make_url("/sandbox/voice/api/v2/accounts/sandbox/conferences/nope")
+        async with http.post(url, json={"status": "completed"}) as answer:
+            assert answer.status == 404

@@ -1,0 +1,114 @@
+"""Bad input never gets a 500: malformed bodies, wrong shapes, sizes, types and credentials."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import ORGANIZER, Line, StartLine, inbound_text, invitees, voice_event
+
+from confcall.auth import basic_auth
+
+ROUTES = ["/callbacks/messaging", "/callbacks/voice/initiate", "/callbacks/voice/conference",
+          "/callbacks/voice/status"]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe\x00garbage", b"", b"[" * 5000,
+                                  b"42", b'"text"', b"null"])
+async def test_malformed_bodies_are_400(line: Line, route: str, body: bytes) -> None:
+    answer = await line.client.post(route, data=body,
+                                    headers={"Content-Type": "application/json"})
+    assert answer.status == 400
+    assert "error" in await answer.json()
+
+
+@pytest.mark.parametrize("body", [
+    {"type": "message-received"},
+    [],
+    [{"type": "message-received", "to": "+12015550100"}],
+    [{"type": "message-received", "to": "+1", "message": {"id": "x", "from": 5}}],
+    [{"type": 7}],
+])
+async def test_messaging_bodies_not_shaped_like_bandwidths_are_400(line: Line, body: Any) -> None:
+    answer = await line.post("/callbacks/messaging", body)
+    assert answer.status == 400
+    assert line.store.counts()["processed"] == 0
+
+
+async def test_missing_field_names_it(line: Line) -> None:
+    body = inbound_text(ORGANIZER, "+12015550123")
+    del body[0]["message"]["from"]
+    answer = await line.post("/callbacks/messaging", body)
+    assert answer.status == 400
+    assert "from" in (await answer.json())["error"]
+
+
+@pytest.mark.parametrize("route", ROUTES[1:])
+async def test_voice_event_without_event_type_is_400(line: Line, route: str) -> None:
+    body = voice_event("initiate")
+    del body["eventType"]
+    assert (await line.post(route, body)).status == 400
+
+
+@pytest.mark.parametrize("route", ROUTES[1:])
+async def test_unused_voice_events_are_ignored(line: Line, route: str) -> None:
+    for kind in ("answer", "conferenceRedirect"):
+        answer = await line.post(route, voice_event(kind))
+        assert answer.status in (200, 204)
+    assert line.store.counts()["processed"] == 0
+
+
+async def test_unused_messaging_events_are_ignored(line: Line) -> None:
+    body = inbound_text(ORGANIZER, "x")
+    body[0]["type"] = "suggestion-response"
+    assert (await line.post("/callbacks/messaging", body)).status == 200
+    assert line.store.counts()["inbound"] == 0
+
+
+async def test_bodies_over_64_kib_are_413(line: Line) -> None:
+    body = inbound_text(ORGANIZER, "x" * (65 * 1024))
+    answer = await line.post("/callbacks/messaging", body)
+    assert answer.status == 413
+    assert line.fake.texts == []
+
+
+async def test_wrong_content_type_is_415(line: Line) -> None:
+    answer = await line.client.post("/callbacks/messaging", data="type=message-received",
+                                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert answer.status == 415
+
+
+async def test_wrong_method_is_405_not_500(line: Line) -> None:
+    assert (await line.client.get("/callbacks/messaging")).status == 405
+
+
+async def test_healthz(line: Line) -> None:
+    answer = await line.client.get("/healthz")
+    assert answer.status == 200
+    assert (await answer.json())["mode"] == "live"
+
+
+@pytest.mark.parametrize("header", [
+    None, "Basic", "Bearer abc", "Basic !!!not-base64!!!", basic_auth("bw", "wrong"),
+    basic_auth("wrong", "s3cret"), "Basic " + "YnctczNjcmV0",  # no colon
+])
+async def test_callback_credentials_are_required(start_line: StartLine,
+                                                 header: str | None) -> None:
+    line = await start_line(server__callback_username="bw", server__callback_password="s3cret")
+    headers = {"Authorization": header} if header is not None else {"Authorization": ""}
+    for route in ROUTES:
+        body: Any = (inbound_text(ORGANIZER, " ".join(invitees(2)))
+                     if route.endswith("messaging") else voice_event("initiate"))
+        answer = await line.client.post(route, json=body, headers=headers)
+        assert answer.status == 401
+        assert answer.headers["WWW-Authenticate"].startswith("Basic")
+    assert line.store.counts() == {k: 0 for k in line.store.counts()}
+    # healthz stays open for load balancers
+    assert (await line.client.get("/healthz")).status == 200
+
+
+async def test_right_callback_credentials_pass(start_line: StartLine) -> None:
+    line = await start_line(server__callback_username="bw", server__callback_password="s3cret")
+    await line.text(ORGANIZER, " ".join(invitees(2)))  # Line.post sends the credentials
+    assert line.active() is not None
