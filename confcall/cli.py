@@ -105,5 +105,280 @@ def serve(
         fail(str(exc))
 
 
+# --- shared helpers for the commands below ---------------------------------------------
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (keys in the README).")]
+UrlOption = Annotated[str | None, typer.Option(
+    "--url", help="The running server.", show_default="http://HOST:PORT from config")]
+FromOption = Annotated[str, typer.Option("--from", help="The sender or caller.",
+                                         show_default=False)]
+ToOption = Annotated[str | None, typer.Option(
+    "--to", help="The Bandwidth number.", show_default="bandwidth.phone_number")]
+
+
+def _stdout() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _print_json(data: Any) -> None:
+    import json
+
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _number(text: str, config: Config, option: str) -> str:
+    from confcall.phone import normalise
+
+    try:
+        return normalise(text, config.default_region)
+    except ConfcallError as exc:
+        fail(f"{option}: {exc}")
+
+
+def _run(config: Config, url: str | None, action: Any) -> Any:
+    """Run `action(poster)` against the server at `url` (default: this config's server)."""
+    import asyncio
+
+    import aiohttp
+
+    from confcall.simulate import Poster
+
+    async def go() -> Any:
+        async with aiohttp.ClientSession() as session:
+            return await action(Poster(session, config, url or config.server.local_url))
+
+    try:
+        return asyncio.run(go())
+    except ConfcallError as exc:
+        fail(str(exc))
+
+
+def _open_store(config: Config) -> Any:
+    from confcall.store import Store
+
+    try:
+        return Store.open(config.store_path, create=False)
+    except ConfcallError as exc:
+        fail(str(exc))
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+@app.command()
+def check(config_path: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Check that this line will work: config, Bandwidth credentials, the two applications'
+    callback URLs and credentials, and that the public URL reaches this server.
+
+    Exits 0 when nothing failed, 1 otherwise.
+
+    Example: [bold]confcall check --config confcall.toml[/]
+    """
+    import asyncio
+
+    import aiohttp
+
+    from confcall.check import passed, run_checks
+
+    config = _config(config_path)
+
+    async def go() -> Any:
+        async with aiohttp.ClientSession() as session:
+            return await run_checks(config, session)
+
+    checks = asyncio.run(go())
+    if as_json:
+        _print_json({"passed": passed(checks), "mode": "sandbox" if config.sandbox else "live",
+                     "checks": [c.as_json() for c in checks]})
+    else:
+        from confcall.render import checks_view
+
+        _stdout().print(checks_view(checks))
+    if not passed(checks):
+        raise typer.Exit(code=1)
+
+
+@app.command("simulate-text")
+def simulate_text(
+    text: Annotated[str, typer.Argument(help="The text message.", show_default=False)],
+    sender: FromOption,
+    to: ToOption = None,
+    url: UrlOption = None,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Post a text to a running server, shaped exactly as Bandwidth's message-received
+    callback, and print what the server answered.
+
+    Example: [bold]confcall simulate-text --from +12015550101 "+12015550123 +12015550124"[/]
+    """
+    from confcall.simulate import answer_json
+
+    config = _config(config_path)
+    sender_number = _number(sender, config, "--from")
+    line = _number(to, config, "--to") if to else config.bandwidth.phone_number
+    answer = _run(config, url, lambda poster: poster.text(sender_number, line, text))
+    if as_json:
+        _print_json({"status": answer.status, "answer": answer_json(answer)})
+    else:
+        _stdout().print(f"server answered {answer.status}: {answer.body}")
+    if answer.status >= 300:
+        raise typer.Exit(code=1)
+
+
+@app.command("simulate-call")
+def simulate_call(
+    caller: FromOption,
+    to: ToOption = None,
+    hangup: Annotated[bool, typer.Option("--hangup", help="Hang up afterwards.")] = False,
+    url: UrlOption = None,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Call a running server as Bandwidth would (an initiate callback) and show the BXML it
+    answered, with the verdict. Against a live server it also posts the member-join event
+    Bandwidth would send; a sandbox server's own fake Bandwidth sends those.
+
+    Example: [bold]confcall simulate-call --from +12015550123 --hangup[/]
+    """
+    from confcall.simulate import pretty_xml
+
+    config = _config(config_path)
+    caller_number = _number(caller, config, "--from")
+    line = _number(to, config, "--to") if to else config.bandwidth.phone_number
+    outcome = _run(config, url, lambda poster: poster.call(caller_number, line, hangup=hangup))
+    answer = outcome.answer
+    if answer.status != 200:
+        fail(f"server answered {answer.status}: {answer.body}")
+    verdict = "joined" if outcome.conference else "refused"
+    if as_json:
+        _print_json({"call_id": outcome.call_id, "status": answer.status, "verdict": verdict,
+                     "conference": outcome.conference, "bxml": answer.body,
+                     "hung_up": outcome.hung_up})
+        return
+    console = _stdout()
+    if outcome.conference:
+        console.print(f"[bold green]{caller_number} joins conference {outcome.conference}[/]")
+    else:
+        console.print(f"[bold red]{caller_number} refused[/]: the server hangs up")
+    console.print(pretty_xml(answer.body), markup=False, soft_wrap=True)
+    if outcome.hung_up:
+        console.print(f"call {outcome.call_id} hung up")
+
+
+@app.command()
+def status(
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+    watch: Annotated[bool, typer.Option("--watch", "-w",
+                                        help="Refresh every second until Ctrl-C.")] = False,
+) -> None:
+    """Show the active conferences: who is on the call, who left, who never joined, what
+    became of each text, and the outbox backlog. Reads the database directly, so it works
+    with the server stopped.
+
+    Example: [bold]confcall status --json[/]
+    """
+    import time
+
+    from confcall import report
+
+    config = _config(config_path)
+    store = _open_store(config)
+    if as_json:
+        _print_json(report.status(store, time.time()))
+        return
+    from confcall.render import status_view
+
+    if not watch:
+        _stdout().print(status_view(report.status(store, time.time())))
+        return
+    from rich.live import Live
+
+    try:
+        with Live(status_view(report.status(store, time.time())), console=_stdout(),
+                  refresh_per_second=4, screen=False) as live:
+            while True:
+                time.sleep(1)
+                live.update(status_view(report.status(store, time.time())))
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def history(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1,
+                                       help="How many conferences.")] = 10,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List ended conferences, newest first: organizer, start, end, who joined and for how
+    long, who never joined, and the closing text.
+
+    Example: [bold]confcall history --limit 5[/]
+    """
+    import time
+
+    from confcall import report
+
+    config = _config(config_path)
+    reports = report.history(_open_store(config), limit, time.time())
+    if as_json:
+        _print_json(reports)
+        return
+    from confcall.render import history_view
+
+    _stdout().print(history_view(reports))
+
+
+@app.command()
+def end(
+    message: Annotated[str | None, typer.Option(
+        "--message", "-m", help="The closing text sent to everyone.",
+        show_default="a default goodbye")] = None,
+    organizer: Annotated[str | None, typer.Option(
+        help="Whose conference, when several are active.", show_default=False)] = None,
+    url: UrlOption = None,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """End an active conference through the running server, with the same effects as the
+    organizer's text: the message goes to everyone invited, then every call drops.
+
+    Example: [bold]confcall end --message "Thanks, notes to follow"[/]
+    """
+    config = _config(config_path)
+    store = _open_store(config)
+    active = [c for c in store.active_conferences() if c.status == "active"]
+    if organizer is not None:
+        who = _number(organizer, config, "--organizer")
+        active = [c for c in active if c.organizer == who]
+        if not active:
+            fail(f"{who} has no active conference")
+    if not active:
+        fail("there is no active conference to end")
+    if len(active) > 1:
+        listed = ", ".join(c.organizer for c in active)
+        fail(f"several conferences are active (organizers {listed}): choose one with "
+             "--organizer")
+    target = active[0]
+    text = message or DEFAULT_CLOSING
+    line = config.bandwidth.phone_number
+    answer = _run(config, url, lambda poster: poster.text(target.organizer, line, text))
+    if answer.status >= 300:
+        fail(f"server answered {answer.status}: {answer.body}")
+    if as_json:
+        _print_json({"conference": target.id, "organizer": target.organizer,
+                     "closing_text": text, "status": answer.status})
+    else:
+        _stdout().print(f"ending {target.id} (organizer {target.organizer}): "
+                        f"{len(target.invitees)} invitee(s) get \"{text}\"")
+
+
+DEFAULT_CLOSING = "The conference has ended. Thank you for joining."
+
+
 def main() -> None:
     app()

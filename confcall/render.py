@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -48,3 +50,105 @@ def banner(config: Config) -> RenderableType:
             "finds this server can post callbacks. Set server.callback_username and "
             "server.callback_password.", style="bold red"))
     return Group(*parts)
+
+
+STATE_STYLE = {
+    "on_call": "bold green", "left": "yellow", "invited": "cyan", "never_joined": "red",
+    "delivered": "green", "sent": "green", "read": "green", "queued": "cyan",
+    "sending": "cyan", "failed": "bold red",
+}
+CHECK_MARK = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[bold red]✗[/]"}
+
+
+def _local(stamp: str | None, with_date: bool = False) -> str:
+    if stamp is None:
+        return "–"
+    from datetime import datetime
+
+    moment = datetime.fromisoformat(stamp).astimezone()
+    return moment.strftime("%Y-%m-%d %H:%M" if with_date else "%H:%M:%S")
+
+
+def _styled(state: str) -> Text:
+    return Text(state.replace("_", " "), style=STATE_STYLE.get(state, ""))
+
+
+def conference_view(report: dict[str, Any], *, history: bool = False) -> RenderableType:
+    from confcall.conference import format_duration
+
+    title = (f"{report['id']} · organizer {report['organizer']} · started "
+             f"{_local(report['started'], True)}")
+    if report["ended"]:
+        title += f" · ended {_local(report['ended'], True)}"
+    else:
+        title += f" · {report['status']}"
+    table = Table(title=title, title_justify="left", expand=False, show_edge=False)
+    table.add_column("number", no_wrap=True)
+    table.add_column("call")
+    table.add_column("time on call", justify="right")
+    table.add_column("invitation text", overflow="fold")
+    for person in report["participants"]:
+        state = _styled(person["state"])
+        if person["state"] == "on_call":
+            state.append(f" since {_local(person['since'])}")
+        invitation = person["invitation"]
+        if invitation is None:
+            text = Text("organizer" if not person["invited"] else "–", style="dim")
+        else:
+            text = _styled(invitation["state"])
+            if invitation["state"] == "failed" and invitation["detail"]:
+                text.append(f": {invitation['detail']}")
+        joined = person["state"] not in ("invited", "never_joined")
+        spent = format_duration(person["seconds_on_call"]) if joined else ""
+        table.add_row(person["number"], state, spent, text)
+    parts: list[RenderableType] = [table]
+    if history or report["closing_text"]:
+        closing = report["closing_text"] or "–"
+        parts.append(Text(f"  closing text: {closing}", overflow="fold"))
+    others = [t for t in report["texts"] if t["purpose"] != "invite"]
+    if others and not history:
+        lines = Text("  other texts: ", style="dim")
+        lines.append("; ".join(f"{t['purpose']} to {t['to']}: {t['state']}" for t in others))
+        parts.append(lines)
+    return Group(*parts)
+
+
+def status_view(report: dict[str, Any]) -> RenderableType:
+    parts: list[RenderableType] = []
+    if report["active"]:
+        for conference in report["active"]:
+            parts += [conference_view(conference), Text("")]
+    else:
+        parts.append(Text("No active conference.", style="bold"))
+        if report["last_ended"]:
+            parts += [Text("The last one:"), conference_view(report["last_ended"])]
+    backlog = report["backlog"]
+    parts.append(Text(f"Outbox: {backlog} waiting to be sent" if backlog
+                      else "Outbox: empty", style="yellow" if backlog else "dim"))
+    return Group(*parts)
+
+
+def history_view(reports: list[dict[str, Any]]) -> RenderableType:
+    if not reports:
+        return Text("No conference has ended yet.")
+    parts: list[RenderableType] = []
+    for report in reports:
+        from confcall.conference import format_duration
+
+        parts.append(conference_view(report, history=True))
+        parts.append(Text(f"  call ran {format_duration(report['call_seconds'])}\n",
+                          style="dim"))
+    return Group(*parts)
+
+
+def checks_view(checks: list[Any]) -> RenderableType:
+    table = Table(show_header=False, show_edge=False, box=None, padding=(0, 1))
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True, style="bold")
+    table.add_column(overflow="fold")
+    for check in checks:
+        detail = Text(check.detail)
+        if check.fix:
+            detail.append(f"\n→ {check.fix}", style="cyan")
+        table.add_row(CHECK_MARK[check.status], check.name, detail)
+    return table

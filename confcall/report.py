@@ -1,0 +1,85 @@
+"""What `status` and `history` show, as plain data: the --json output, and what render.py
+draws. Keys here are a documented interface: add, never rename."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from confcall.conference import ENDED, Conference, time_on_call
+from confcall.store import Store
+
+
+def iso(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(moment, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+def _participants(conference: Conference, now: float) -> list[dict[str, Any]]:
+    """Each invitee (and the organizer, if they called in), with where they are now."""
+    totals = time_on_call(conference) if conference.status == ENDED else {}
+    numbers = list(conference.invitees)
+    numbers += [m.number for m in conference.members if m.number not in numbers]
+    result = []
+    for number in numbers:
+        calls = [m for m in conference.members if m.number == number]
+        open_call = next((m for m in calls if m.left_at is None), None)
+        seconds = sum(((m.left_at if m.left_at is not None else now) - m.joined_at)
+                      for m in calls)
+        if open_call is not None:
+            state, since = "on_call", iso(open_call.joined_at)
+        elif calls:
+            state, since = "left", iso(max(m.left_at or 0.0 for m in calls))
+        else:
+            state = "never_joined" if conference.status == ENDED else "invited"
+            since = None
+        result.append({
+            "number": number,
+            "invited": number in conference.invitees,
+            "state": state,
+            "since": since,
+            "seconds_on_call": round(totals.get(number, seconds)),
+        })
+    return result
+
+
+def conference_report(store: Store, conference: Conference, now: float) -> dict[str, Any]:
+    participants = _participants(conference, now)
+    invitation = {d.recipient: d for d in store.deliveries(conference.id) if d.purpose == "invite"}
+    for person in participants:
+        sent = invitation.get(person["number"])
+        person["invitation"] = ({"state": sent.state, "detail": sent.detail}
+                                if sent else None)
+    first_join = min((m.joined_at for m in conference.members), default=None)
+    end = conference.ended_at if conference.ended_at is not None else now
+    return {
+        "id": conference.id,
+        "organizer": conference.organizer,
+        "status": conference.status,
+        "started": iso(conference.created_at),
+        "ended": iso(conference.ended_at),
+        "call_seconds": round(end - first_join) if first_join is not None else 0,
+        "closing_text": conference.closing_text,
+        "participants": participants,
+        "texts": [
+            {"id": d.outbox_id, "purpose": d.purpose, "to": d.recipient, "state": d.state,
+             "detail": d.detail}
+            for d in store.deliveries(conference.id)
+        ],
+    }
+
+
+def status(store: Store, now: float) -> dict[str, Any]:
+    """The conferences not yet ended; if none, the last that ended."""
+    active = [conference_report(store, c, now) for c in store.active_conferences()]
+    last = None
+    if not active:
+        ended = store.ended_conferences(1)
+        last = conference_report(store, ended[0], now) if ended else None
+    return {"active": active, "last_ended": last, "backlog": store.backlog()}
+
+
+def history(store: Store, limit: int, now: float) -> list[dict[str, Any]]:
+    """Ended conferences, newest first."""
+    return [conference_report(store, c, now) for c in store.ended_conferences(limit)]

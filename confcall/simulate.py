@@ -1,0 +1,137 @@
+"""Posting Bandwidth-shaped callbacks to a running confcall server, as Bandwidth would."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from confcall import payloads
+from confcall.auth import basic_auth
+from confcall.config import Config
+from confcall.errors import ConfcallError
+
+TIMEOUT = aiohttp.ClientTimeout(total=15)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: str
+    content_type: str
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """What a simulated call got: the BXML answer and what it means."""
+
+    call_id: str
+    answer: Answer
+    conference: str | None  # the conference joined, or None when refused
+    hung_up: bool
+
+
+class Poster:
+    """Posts callbacks to one server, with the callback credentials when configured."""
+
+    def __init__(self, session: aiohttp.ClientSession, config: Config, url: str) -> None:
+        self.session = session
+        self.config = config
+        self.url = url.rstrip("/")
+        auth = config.server.callback_auth
+        self.headers = {"Authorization": basic_auth(*auth)} if auth else {}
+
+    async def post(self, path: str, body: Any) -> Answer:
+        try:
+            async with self.session.post(self.url + path, json=body, headers=self.headers,
+                                         timeout=TIMEOUT) as response:
+                answer = Answer(response.status, await response.text(), response.content_type)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ConfcallError(
+                f"cannot reach {self.url} — is `confcall serve` running? ({type(exc).__name__})"
+            ) from None
+        if answer.status == 401:
+            raise ConfcallError(
+                f"{self.url} refused the callback credentials (401): set "
+                "server.callback_username and server.callback_password as the server has them")
+        return answer
+
+    async def mode(self) -> str:
+        """"sandbox" or "live", from the server's /healthz."""
+        try:
+            async with self.session.get(self.url + "/healthz", timeout=TIMEOUT) as response:
+                health = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise ConfcallError(
+                f"cannot reach {self.url} — is `confcall serve` running? ({type(exc).__name__})"
+            ) from None
+        return str(health.get("mode", "live")) if isinstance(health, dict) else "live"
+
+    async def text(self, sender: str, line: str, text: str) -> Answer:
+        body = payloads.message_received(
+            sender=sender, line=line, text=text,
+            application_id=self.config.bandwidth.messaging_application_id or "simulated")
+        return await self.post("/callbacks/messaging", body)
+
+    async def call(self, caller: str, line: str, *, hangup: bool = False) -> CallOutcome:
+        """An inbound call. Against a live server this also posts the conference events
+        Bandwidth would send; a sandbox server's own fake Bandwidth sends those itself."""
+        bandwidth = self.config.bandwidth
+        call = payloads.call_id()
+        ids = {"call": call, "caller": caller, "line": line,
+               "account_id": bandwidth.account_id,
+               "application_id": bandwidth.voice_application_id or "simulated",
+               "voice_api_url": bandwidth.voice_api_url}
+        answer = await self.post("/callbacks/voice/initiate", payloads.initiate(**ids))
+        if answer.status != 200:
+            return CallOutcome(call, answer, None, False)
+        conference = joined_conference(answer.body)
+        plays_bandwidth = conference is not None and await self.mode() != "sandbox"
+        if plays_bandwidth:
+            assert conference is not None
+            await self.post("/callbacks/voice/conference", payloads.conference_event(
+                "conferenceMemberJoin", conference=f"conf-simulated-{conference}",
+                name=conference, tag=conference, call=call, caller=caller, line=line))
+        if hangup:
+            if plays_bandwidth:
+                assert conference is not None
+                await self.post("/callbacks/voice/conference", payloads.conference_event(
+                    "conferenceMemberExit", conference=f"conf-simulated-{conference}",
+                    name=conference, tag=conference, call=call, caller=caller, line=line))
+            await self.post("/callbacks/voice/status", payloads.disconnect(**ids))
+        return CallOutcome(call, answer, conference, hangup)
+
+
+def joined_conference(document: str) -> str | None:
+    """The conference a BXML answer puts the caller into, if any."""
+    from defusedxml import ElementTree
+
+    try:
+        root = ElementTree.fromstring(document)
+    except ElementTree.ParseError:
+        return None
+    verb = root.find("Conference")
+    return verb.text.strip() if verb is not None and verb.text else None
+
+
+def pretty_xml(document: str) -> str:
+    """BXML indented for a person to read."""
+    from xml.parsers.expat import ExpatError
+
+    from defusedxml import DefusedXmlException
+    from defusedxml.minidom import parseString
+
+    try:
+        pretty = parseString(document).toprettyxml(indent="  ")
+    except (ExpatError, DefusedXmlException):  # not XML, or hostile: show it as it came
+        return document
+    return "\n".join(line for line in pretty.splitlines()[1:] if line.strip())
+
+
+def answer_json(answer: Answer) -> Any:
+    try:
+        return json.loads(answer.body)
+    except ValueError:
+        return answer.body
