@@ -1,0 +1,316 @@
+"""The command line, driven with Typer's CliRunner against real running servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import unused_port
+from conftest import ORGANIZER, OTHER_ORGANIZER, STRANGER, Line, StartLine, invitees, wait_for
+from fake_bandwidth import FIXTURES, FakeBandwidth
+from typer.testing import CliRunner
+
+from confcall.cli import app
+
+runner = CliRunner()
+
+
+def write_config(path: Path, line: Line, **extra: dict[str, Any]) -> Path:
+    """A TOML file with the running line's settings (and `extra` sections merged in)."""
+    config = line.config
+    sections: dict[str, dict[str, Any]] = {
+        "bandwidth": {
+            "account_id": config.bandwidth.account_id,
+            "username": config.bandwidth.username,
+            "password": config.bandwidth.password,
+            "phone_number": config.bandwidth.phone_number,
+            "messaging_application_id": "93de2206-9669-4e07-948d-329f4b722ee2",
+            "voice_application_id": "04e88489-df02-4e34-a0ee-27a91849555f",
+            "messaging_api_url": config.bandwidth.messaging_api_url,
+            "voice_api_url": config.bandwidth.voice_api_url,
+            "account_api_url": config.bandwidth.account_api_url,
+        },
+        "organizers": {"numbers": list(config.organizers)},
+        "server": {"public_url": str(line.client.make_url("")).rstrip("/")},
+        "store": {"path": str(config.store_path)},
+    }
+    if config.server.callback_auth:
+        sections["server"]["callback_username"] = config.server.callback_username
+        sections["server"]["callback_password"] = config.server.callback_password
+    for name, values in extra.items():
+        sections.setdefault(name, {}).update(values)
+    lines = []
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+async def invoke(*args: str) -> Any:
+    """Run the CLI in a thread: it runs its own event loop, the servers run in this one."""
+    return await asyncio.to_thread(runner.invoke, app, list(args))
+
+
+def applications(fake: FakeBandwidth, public_url: str, *, creds: bool = True,
+                 inbound: str | None = None) -> None:
+    """The account API knows the two applications, set up for `public_url`."""
+    messaging = (FIXTURES / "applications-response.messaging.xml").read_text()
+    voice = (FIXTURES / "applications-response.voice.xml").read_text()
+    messaging = messaging.replace("https://confcall.example.com", public_url)
+    voice = voice.replace("https://confcall.example.com", public_url)
+    if inbound is not None:
+        messaging = messaging.replace(f"{public_url}/callbacks/messaging</Inbound",
+                                      f"{inbound}</Inbound")
+    if not creds:
+        voice = voice.replace("<CallbackCreds>\n            <UserId>confcall</UserId>\n"
+                              "        </CallbackCreds>", "")
+    fake.applications["93de2206-9669-4e07-948d-329f4b722ee2"] = messaging
+    fake.applications["04e88489-df02-4e34-a0ee-27a91849555f"] = voice
+
+
+# --- help and start-up ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["serve", "check", "simulate-text", "simulate-call",
+                                     "status", "history", "end"])
+def test_every_command_has_help_with_an_example(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output
+    assert "--config" in result.output
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("confcall ")
+
+
+def test_the_cli_does_not_import_aiohttp() -> None:
+    code = ("import sys, confcall.cli, confcall.report, confcall.render, confcall.store; "
+            "print('aiohttp' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_bad_config_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text("[server]\nport = 'x'\n")
+    result = runner.invoke(app, ["status", "--config", str(tmp_path / "bad.toml")])
+    assert result.exit_code == 1
+    assert "server.port" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_status_without_a_database_says_so(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 1
+    assert "no database at confcall.db" in result.output
+
+
+def test_serve_reports_a_port_in_use_in_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, ["serve", "--port", str(port)])
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output
+
+
+@pytest.mark.parametrize("command", [["simulate-text", "--from", ORGANIZER, "hi"],
+                                     ["simulate-call", "--from", ORGANIZER]])
+def test_server_not_running(command: list[str]) -> None:
+    port = unused_port()
+    result = runner.invoke(app, [*command, "--url", f"http://127.0.0.1:{port}"])
+    assert result.exit_code == 1
+    assert f"cannot reach http://127.0.0.1:{port} — is `confcall serve` running?" in result.output
+
+
+def test_a_bad_number_is_named() -> None:
+    result = runner.invoke(app, ["simulate-text", "--from", "bob", "hi"])
+    assert result.exit_code == 1
+    assert "--from: 'bob' is not a phone number" in result.output
+
+
+# --- against a running server ---------------------------------------------------------
+
+
+async def test_simulate_status_end_history(line: Line, tmp_path: Path) -> None:
+    config = str(write_config(tmp_path / "c.toml", line))
+    a, b = invitees(2)
+    result = await invoke("simulate-text", "--config", config, "--url",
+                          str(line.client.make_url("")), "--from", ORGANIZER, f"{a}, {b}")
+    assert result.exit_code == 0, result.output
+    assert "server answered 200" in result.output
+    await wait_for(lambda: len(line.fake.texts) == 3)
+
+    url = str(line.client.make_url(""))
+    joined = await invoke("simulate-call", "--config", config, "--url", url, "--from", a)
+    name = line.active().id
+    assert joined.exit_code == 0, joined.output
+    assert f"{a} joins conference {name}" in joined.output
+    assert "<Conference" in joined.output
+    refused = await invoke("simulate-call", "--config", config, "--url", url, "--from", STRANGER,
+                           "--json")
+    assert json.loads(refused.output)["verdict"] == "refused"
+
+    # against a live server, simulate-call posts the member-join Bandwidth would send
+    status = json.loads((await invoke("status", "--config", config, "--json")).output)
+    [active] = status["active"]
+    people = {p["number"]: p for p in active["participants"]}
+    assert people[a]["state"] == "on_call"
+    assert people[b]["state"] == "invited"
+    assert people[a]["invitation"]["state"] == "sent"
+    assert status["backlog"] == 0
+    shown = (await invoke("status", "--config", config)).output
+    assert "on call since" in shown and a in shown
+    assert all(len(row) <= 80 for row in shown.splitlines())
+
+    ended = await invoke("end", "--config", config, "--url", url, "--message", "bye now")
+    assert ended.exit_code == 0, ended.output
+    assert f"ending {name}" in ended.output
+    await wait_for(lambda: any(t["text"] == "bye now" for t in line.fake.texts))
+    assert [t["to"] for t in line.fake.texts if t["text"] == "bye now"] == [[a, b]]
+
+    await line.leave(name, a, "c-a", "2030-01-01T00:00:00.000Z")
+    await line.conference("conferenceCompleted", name)
+    await wait_for(lambda: line.store.conference(name).status == "ended")
+    history = json.loads((await invoke("history", "--config", config, "--json")).output)
+    assert [h["id"] for h in history] == [name]
+    assert history[0]["closing_text"] == "bye now"
+    assert {p["number"]: p["state"] for p in history[0]["participants"]} == {
+        a: "left", b: "never_joined"}
+    shown = (await invoke("history", "--config", config)).output
+    assert "never joined" in shown and "bye now" in shown
+    nothing = (await invoke("status", "--config", config)).output
+    assert "No active conference." in nothing and name in nothing
+
+
+async def test_end_needs_an_active_conference_and_a_choice(line: Line, tmp_path: Path) -> None:
+    config = str(write_config(tmp_path / "c.toml", line))
+    url = str(line.client.make_url(""))
+    result = await invoke("end", "--config", config, "--url", url)
+    assert result.exit_code == 1 and "no active conference" in result.output
+    await line.text(ORGANIZER, invitees(1)[0])
+    await line.text(OTHER_ORGANIZER, invitees(1, start=130)[0])
+    result = await invoke("end", "--config", config, "--url", url)
+    assert result.exit_code == 1 and "--organizer" in result.output
+    result = await invoke("end", "--config", config, "--url", url, "--organizer",
+                          OTHER_ORGANIZER, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["closing_text"].startswith("The conference has ended")
+    await wait_for(lambda: line.active(OTHER_ORGANIZER) is None)
+    assert line.active(ORGANIZER) is not None
+
+
+async def test_simulate_with_wrong_callback_credentials_is_one_line(
+    start_line: StartLine, tmp_path: Path
+) -> None:
+    line = await start_line(server__callback_username="bw", server__callback_password="right")
+    config = str(write_config(tmp_path / "c.toml", line,
+                              server={"callback_password": "wrong"}))
+    result = await invoke("simulate-text", "--config", config, "--url",
+                          str(line.client.make_url("")), "--from", ORGANIZER, "hi")
+    assert result.exit_code == 1
+    assert "refused the callback credentials (401)" in result.output
+
+
+# --- check ----------------------------------------------------------------------------
+
+
+async def run_check(line: Line, tmp_path: Path, **extra: dict[str, Any]) -> tuple[int, Any]:
+    config = str(write_config(tmp_path / "c.toml", line, **extra))
+    result = await invoke("check", "--config", config, "--json")
+    return result.exit_code, json.loads(result.output)
+
+
+async def test_check_passes_on_a_good_setup(start_line: StartLine, tmp_path: Path) -> None:
+    line = await start_line(server__callback_username="confcall", server__callback_password="p")
+    public = str(line.client.make_url("")).rstrip("/")
+    applications(line.fake, public)
+    code, report = await run_check(line, tmp_path)
+    assert code == 0, report
+    assert report["passed"] and report["mode"] == "live"
+    assert {c["name"]: c["status"] for c in report["checks"]} == {
+        "config": "ok", "credentials": "ok", "messaging inbound URL": "ok",
+        "messaging status URL": "ok", "messaging callback credentials": "ok",
+        "voice initiated URL": "ok", "voice status URL": "ok",
+        "voice callback credentials": "ok", "public URL": "ok"}
+    shown = await invoke("check", "--config", str(tmp_path / "c.toml"))
+    assert "✓" in shown.output and "✗" not in shown.output
+
+
+async def test_check_finds_a_wrong_callback_url(line: Line, tmp_path: Path) -> None:
+    public = str(line.client.make_url("")).rstrip("/")
+    applications(line.fake, public, inbound="https://old.example.com/sms")
+    code, report = await run_check(line, tmp_path)
+    assert code == 1
+    [bad] = [c for c in report["checks"] if c["status"] == "fail"]
+    assert bad["name"] == "messaging inbound URL"
+    assert bad["fix"] == f"set it to {public}/callbacks/messaging"
+
+
+async def test_check_finds_missing_callback_credentials(start_line: StartLine,
+                                                        tmp_path: Path) -> None:
+    line = await start_line(server__callback_username="confcall", server__callback_password="p")
+    applications(line.fake, str(line.client.make_url("")).rstrip("/"), creds=False)
+    code, report = await run_check(line, tmp_path)
+    assert code == 1
+    [bad] = [c for c in report["checks"] if c["status"] == "fail"]
+    assert bad["name"] == "voice callback credentials"
+    assert "CallbackCreds is not set" in bad["detail"]
+
+
+async def test_check_reports_rejected_credentials(line: Line, tmp_path: Path) -> None:
+    applications(line.fake, str(line.client.make_url("")).rstrip("/"))
+    code, report = await run_check(line, tmp_path, bandwidth={"password": "wrong-secret"})
+    assert code == 1
+    [bad] = [c for c in report["checks"] if c["status"] == "fail"]
+    assert bad["detail"] == "username/password rejected (401)"
+    assert "wrong-secret" not in json.dumps(report)
+
+
+async def test_check_reports_bandwidth_unreachable(line: Line, tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{unused_port()}/api"
+    code, report = await run_check(line, tmp_path, bandwidth={"account_api_url": dead})
+    assert code == 1
+    assert any("cannot reach Bandwidth" in c["detail"] for c in report["checks"])
+
+
+async def test_check_warns_when_public_and_unauthenticated(line: Line, tmp_path: Path) -> None:
+    applications(line.fake, "https://confcall.example.com")
+    code, report = await run_check(line, tmp_path,
+                                   server={"public_url": "https://confcall.example.com"})
+    statuses = {c["name"]: c["status"] for c in report["checks"]}
+    assert statuses["callback credentials"] == "warn"
+    assert statuses["public URL"] == "fail"
+    assert code == 1
+
+
+def test_check_in_sandbox_mode_says_so() -> None:
+    port = unused_port()
+    result = runner.invoke(app, ["check", "--json"], env={"CONFCALL_SERVER_PORT": str(port)})
+    report = json.loads(result.output)
+    assert report["mode"] == "sandbox"
+    assert [c["name"] for c in report["checks"]] == ["config", "mode", "public URL"]
+    assert result.exit_code == 1  # nothing is listening on that port
+
+
+def test_status_json_of_an_empty_database(tmp_path: Path) -> None:
+    from confcall.store import Store
+
+    Store.open(tmp_path / "confcall.db").close()
+    result = runner.invoke(app, ["status", "--json"])
+    assert json.loads(result.output) == {"active": [], "last_ended": None, "backlog": 0}
+    assert "No active conference" in runner.invoke(app, ["status"]).output
+    assert "No conference has ended yet" in runner.invoke(app, ["history"]).output
+
+
