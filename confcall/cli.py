@@ -20,7 +20,10 @@ app = typer.Typer(
     "conference, they call in, your next text ends it.",
     no_args_is_help=True,
     add_completion=False,
-    rich_markup_mode="rich",
+    # plain help: typer's rich help formatter alone costs more start-up time than all of
+    # typer, and a command that does not serve should start about as fast as `import typer`
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -79,7 +82,10 @@ def serve(
     With no Bandwidth credentials configured it runs in sandbox mode: an embedded fake
     Bandwidth takes the texts and conference updates, so the whole flow works offline.
 
-    Example: [bold]confcall serve --port 8080[/]
+    Example:
+
+    \b
+      confcall serve --port 8080
     """
     import logging
 
@@ -174,7 +180,10 @@ def check(config_path: ConfigOption = None, as_json: JsonOption = False) -> None
 
     Exits 0 when nothing failed, 1 otherwise.
 
-    Example: [bold]confcall check --config confcall.toml[/]
+    Example:
+
+    \b
+      confcall check --config confcall.toml
     """
     import asyncio
 
@@ -212,7 +221,10 @@ def simulate_text(
     """Post a text to a running server, shaped exactly as Bandwidth's message-received
     callback, and print what the server answered.
 
-    Example: [bold]confcall simulate-text --from +12015550101 "+12015550123 +12015550124"[/]
+    Example:
+
+    \b
+      confcall simulate-text --from +12015550101 "+12015550123 +12015550124"
     """
     from confcall.simulate import answer_json
 
@@ -241,7 +253,10 @@ def simulate_call(
     answered, with the verdict. Against a live server it also posts the member-join event
     Bandwidth would send; a sandbox server's own fake Bandwidth sends those.
 
-    Example: [bold]confcall simulate-call --from +12015550123 --hangup[/]
+    Example:
+
+    \b
+      confcall simulate-call --from +12015550123 --hangup
     """
     from confcall.simulate import pretty_xml
 
@@ -279,7 +294,10 @@ def status(
     became of each text, and the outbox backlog. Reads the database directly, so it works
     with the server stopped.
 
-    Example: [bold]confcall status --json[/]
+    Example:
+
+    \b
+      confcall status --json
     """
     import time
 
@@ -317,7 +335,10 @@ def history(
     """List ended conferences, newest first: organizer, start, end, who joined and for how
     long, who never joined, and the closing text.
 
-    Example: [bold]confcall history --limit 5[/]
+    Example:
+
+    \b
+      confcall history --limit 5
     """
     import time
 
@@ -347,7 +368,10 @@ def end(
     """End an active conference through the running server, with the same effects as the
     organizer's text: the message goes to everyone invited, then every call drops.
 
-    Example: [bold]confcall end --message "Thanks, notes to follow"[/]
+    Example:
+
+    \b
+      confcall end --message "Thanks, notes to follow"
     """
     config = _config(config_path)
     store = _open_store(config)

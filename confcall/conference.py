@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from confcall.events import (
-    CallDisconnected,
-    ConferenceCompleted,
-    ConferenceCreated,
-    MemberJoined,
-    MemberLeft,
-    TextReceived,
-    TextStatus,
-)
-from confcall.phone import read_numbers
+if TYPE_CHECKING:  # annotations only: `status` and `history` import this module, and start fast
+    from confcall.events import (
+        CallDisconnected,
+        ConferenceCompleted,
+        ConferenceCreated,
+        MemberJoined,
+        MemberLeft,
+        TextReceived,
+        TextStatus,
+    )
 
 GROUP_LIMIT = 10  # Bandwidth: a group message reaches at most 10 participants
 RECAP_WAIT = 60.0  # seconds to wait for conferenceCompleted before the recap goes anyway
@@ -156,6 +157,8 @@ def on_text(
         return []
     if active is not None:
         return end(active, event.text, now)
+    from confcall.phone import read_numbers  # phonenumbers is slow to import: only if needed
+
     found = read_numbers(event.text, rules.region)
     numbers = tuple(number for number in found.numbers if number != rules.line)
     if not numbers:

@@ -9,12 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from confcall.errors import BadNumbers, ConfigError
-from confcall.phone import normalise
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 DEFAULT_CONFIG_FILE = Path("confcall.toml")
 SANDBOX_PHONE_NUMBER = "+12015550100"
@@ -134,6 +128,11 @@ class Config:
 
 
 def _read_file(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
     try:
         with path.open("rb") as handle:
             document = tomllib.load(handle)
@@ -205,6 +204,8 @@ def _coerce(key: Key, value: Any, region: str) -> Any:
         if text not in phonenumbers.SUPPORTED_REGIONS:
             raise fail(f"{value!r} is not a region code such as US or GB")
         return text
+    if key.kind in ("phone", "phones"):
+        from confcall.phone import normalise  # phonenumbers is slow to import: only if needed
     if key.kind == "phone":
         if not isinstance(value, str):
             raise fail("must be a phone number in a string")
@@ -251,8 +252,9 @@ def load_config(
         if value is not None:
             raw[name] = value
 
-    region = _coerce(KEYS_BY_NAME["conference.default_region"],
-                     raw.get("conference.default_region", "US"), "US")
+    region_key = KEYS_BY_NAME["conference.default_region"]
+    region = (_coerce(region_key, raw[region_key.name], "US") if region_key.name in raw
+              else region_key.default)
     values: dict[str, Any] = {}
     for key in KEYS:
         values[key.name] = _coerce(key, raw[key.name], region) if key.name in raw else key.default
