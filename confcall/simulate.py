@@ -116,18 +116,28 @@ def joined_conference(document: str) -> str | None:
     return verb.text.strip() if verb is not None and verb.text else None
 
 
-def pretty_xml(document: str) -> str:
-    """BXML indented for a person to read."""
-    from xml.parsers.expat import ExpatError
+def pretty_xml(document: str, width: int = 78) -> str:
+    """BXML indented for a person to read: one verb a line, and a verb too wide for
+    `width` with one attribute a line."""
+    from xml.sax.saxutils import escape, quoteattr
 
     from defusedxml import DefusedXmlException
-    from defusedxml.minidom import parseString
+    from defusedxml.ElementTree import ParseError, fromstring
 
     try:
-        pretty = parseString(document).toprettyxml(indent="  ")
-    except (ExpatError, DefusedXmlException):  # not XML, or hostile: show it as it came
+        root = fromstring(document)
+    except (ParseError, DefusedXmlException):  # not XML, or hostile: show it as it came
         return document
-    return "\n".join(line for line in pretty.splitlines()[1:] if line.strip())
+    lines = [f"<{root.tag}>"]
+    for verb in root:
+        attributes = [f"{name}={quoteattr(value)}" for name, value in verb.attrib.items()]
+        closing = f">{escape(verb.text)}</{verb.tag}>" if verb.text else "/>"
+        line = "  <" + " ".join([verb.tag, *attributes]) + closing
+        if len(line) > width and attributes:
+            line = "\n".join([f"  <{verb.tag}", *(f"    {a}" for a in attributes)]) + closing
+        lines.append(line)
+    lines.append(f"</{root.tag}>")
+    return "\n".join(lines)
 
 
 def answer_json(answer: Answer) -> Any:

@@ -158,6 +158,9 @@ async def test_simulate_status_end_history(line: Line, tmp_path: Path) -> None:
     assert joined.exit_code == 0, joined.output
     assert f"{a} joins conference {name}" in joined.output
     assert "<Conference" in joined.output
+    # every line fits 80 columns but one holding a URL, which cannot be folded
+    assert all(len(row) <= 80 or row.strip().startswith("conferenceEventUrl=")
+               for row in joined.output.splitlines())
     refused = await invoke("simulate-call", "--config", config, "--url", url, "--from", STRANGER,
                            "--json")
     assert json.loads(refused.output)["verdict"] == "refused"
