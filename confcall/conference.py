@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # annotations only: `status` and `history` import this module
         TextStatus,
     )
 
+COUNT_LIMIT = 100  # numbers counted in one text; beyond this a refusal says "more than"
 GROUP_LIMIT = 10  # Bandwidth: a group message reaches at most 10 participants
 RECAP_WAIT = 60.0  # seconds to wait for conferenceCompleted before the recap goes anyway
 
@@ -109,8 +110,13 @@ class RecordJoin:
 
 @dataclass(frozen=True)
 class RecordLeave:
+    """A call left. With its conference known, a leave that overtook its join is kept, so
+    the late join does not open a call that has already ended."""
+
     call_id: str
     at: float
+    conference_id: str | None = None
+    number: str | None = None
 
 
 @dataclass(frozen=True)
@@ -159,15 +165,17 @@ def on_text(
         return end(active, event.text, now)
     from confcall.phone import read_numbers  # phonenumbers is slow to import: only if needed
 
-    found = read_numbers(event.text, rules.region)
+    found = read_numbers(event.text, rules.region, limit=COUNT_LIMIT)
     numbers = tuple(number for number in found.numbers if number != rules.line)
     if not numbers:
         return [QueueText((event.sender,), "No phone numbers found in your message. "
                           + _how_to(rules) + ".", "refuse")]
     if len(numbers) > rules.max_invites:
+        sent = (f"more than {COUNT_LIMIT}" if len(found.numbers) > COUNT_LIMIT
+                else str(len(numbers)))
         return [QueueText(
             (event.sender,),
-            f"Too many numbers: you sent {len(numbers)}, the limit is {rules.max_invites}. "
+            f"Too many numbers: you sent {sent}, the limit is {rules.max_invites}. "
             + _how_to(rules) + ".",
             "refuse",
         )]
@@ -240,7 +248,16 @@ def on_member_joined(conference: Conference | None, event: MemberJoined) -> list
     return [RecordJoin(conference.id, event.call_id, event.caller, event.time)]
 
 
-def on_member_left(event: MemberLeft | CallDisconnected) -> list[Effect]:
+def on_member_left(conference: Conference | None, event: MemberLeft) -> list[Effect]:
+    if conference is None:
+        return []
+    if conference.status == ENDED and all(m.call_id != event.call_id
+                                          for m in conference.members):
+        return []  # a stray leave must not add a caller to a finished record
+    return [RecordLeave(event.call_id, event.time, conference.id, event.caller)]
+
+
+def on_disconnect(event: CallDisconnected) -> list[Effect]:
     return [RecordLeave(event.call_id, event.time)]
 
 

@@ -119,14 +119,15 @@ class _Fields:
         self.data: Mapping[str, Any] = data
         self.where = where
 
-    def text(self, name: str, *, required: bool = True, empty: bool = False) -> str:
+    def text(self, name: str, *, required: bool = True, empty: bool = False,
+             limit: int | None = 1024) -> str:
         value = self.data.get(name)
         if value is None and not required:
             return ""
         if not isinstance(value, str) or (not empty and not value.strip()):
             raise BadEvent(f"{self.where}.{name} must be a non-empty string")
-        if len(value) > 4096:
-            raise BadEvent(f"{self.where}.{name} is too long")
+        if limit is not None and len(value) > limit:
+            raise BadEvent(f"{self.where}.{name} is longer than {limit} characters")
         return value
 
     def optional(self, name: str) -> str | None:
@@ -154,7 +155,8 @@ def _message_received(item: _Fields, kind: str) -> Event:
         message_id=message_id,
         sender=message.text("from"),
         line=line,
-        text=message.text("text", required=False, empty=True),
+        # a message's text is bounded only by the body size limit
+        text=message.text("text", required=False, empty=True, limit=None),
         application_id=message.text("applicationId"),
     )
 
@@ -174,7 +176,7 @@ def _message_status(item: _Fields, kind: str) -> Event:
         recipient=recipient,
         tag=message.optional("tag"),
         error_code=code,
-        description=item.text("description", required=False, empty=True),
+        description=item.text("description", required=False, empty=True, limit=None),
     )
 
 

@@ -340,10 +340,20 @@ class Store:
                 db.execute("UPDATE conferences SET bandwidth_id = ? WHERE id = ?",
                            (effect.bandwidth_id, effect.conference_id))
             elif isinstance(effect, RecordJoin):
+                # a leave delivered before its join left a row: the join only dates it
                 db.execute(
-                    "INSERT OR IGNORE INTO members (call_id, conference_id, number, joined_at)"
-                    " VALUES (?, ?, ?, ?)",
+                    "INSERT INTO members (call_id, conference_id, number, joined_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (call_id) DO UPDATE SET"
+                    " joined_at = MIN(joined_at, excluded.joined_at)",
                     (effect.call_id, effect.conference_id, effect.number, effect.at),
+                )
+            elif isinstance(effect, RecordLeave) and effect.conference_id is not None:
+                db.execute(
+                    "INSERT INTO members (call_id, conference_id, number, joined_at, left_at)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (call_id) DO UPDATE SET"
+                    " left_at = COALESCE(left_at, MAX(joined_at, excluded.left_at))",
+                    (effect.call_id, effect.conference_id, effect.number or "", effect.at,
+                     effect.at),
                 )
             elif isinstance(effect, RecordLeave):
                 db.execute(

@@ -120,8 +120,10 @@ def _decide(event: Event, found: Conference | None) -> list[conference.Effect]:
         return conference.on_conference_created(found, event)
     if isinstance(event, MemberJoined):
         return conference.on_member_joined(found, event)
-    if isinstance(event, (MemberLeft, CallDisconnected)):
-        return conference.on_member_left(event)
+    if isinstance(event, MemberLeft):
+        return conference.on_member_left(found, event)
+    if isinstance(event, CallDisconnected):
+        return conference.on_disconnect(event)
     if isinstance(event, ConferenceCompleted):
         return conference.on_conference_completed(found, event)
     return []

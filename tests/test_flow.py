@@ -20,6 +20,7 @@ from conftest import (
 from defusedxml import ElementTree
 
 from confcall.conference import ENDED, ENDING
+from confcall.events import parse_time
 
 T0 = "2026-11-25T10:00:00.000Z"
 
@@ -357,3 +358,79 @@ async def test_texts_pending_at_a_restart_are_sent_exactly_once(
     await asyncio.sleep(0.3)
     assert sorted(t["to"][0] for t in second.fake.texts) == sorted([*numbers, ORGANIZER])
     assert len({t["tag"] for t in second.fake.texts}) == 5
+
+
+async def test_a_leave_that_overtakes_its_join_does_not_leave_the_call_open(line: Line) -> None:
+    [a] = invitees(1)
+    name = await start(line, [a])
+    await line.leave(name, a, "c-a", at(5, 0))
+    await line.join(name, a, "c-a", at(1, 0))
+    [member] = line.store.conference(name).members
+    assert (member.joined_at, member.left_at) == (parse_time(at(1, 0)), parse_time(at(5, 0)))
+
+
+async def test_end_while_members_join_and_leave_in_a_crowd(line: Line) -> None:
+    numbers = invitees(10)
+    name = await start(line, numbers)
+    await line.conference("conferenceCreated", name, "conf-1", T0)
+    callbacks = []
+    for i in range(25):  # 25 calls join and leave, 50 callbacks, all at once with the end
+        number = numbers[i % 10]
+        callbacks.append(line.join(name, number, f"c-{i}", at(1, i)))
+        callbacks.append(line.leave(name, number, f"c-{i}", at(2, i)))
+    callbacks.insert(20, line.text(ORGANIZER, "ending now"))
+    await asyncio.gather(*callbacks)
+    await line.conference("conferenceCompleted", name, "conf-1", at(3, 0))
+    # a join delivered late, after the end, changes nothing
+    await line.join(name, numbers[0], "c-late", at(4, 0))
+    conference = line.store.conference(name)
+    assert conference.status == ENDED
+    assert all(m.left_at is not None for m in conference.members)
+    assert "c-late" not in {m.call_id for m in conference.members}
+    await line.settle()
+    assert len([t for t in line.fake.texts if t["text"] == "ending now"]) == 1
+    assert line.fake.completed == ["conf-1"]
+
+
+async def test_the_same_end_text_delivered_concurrently_ends_once(line: Line) -> None:
+    a, b = invitees(2)
+    name = await start(line, [a, b])
+    await line.conference("conferenceCreated", name, "conf-1", T0)
+    await line.join(name, a, "c-a", at(0, 0))
+    from conftest import inbound_text
+
+    body = inbound_text(ORGANIZER, "bye", message_id="m-end")
+    answers = await asyncio.gather(*(line.post("/callbacks/messaging", body)
+                                     for _ in range(10)))
+    assert {answer.status for answer in answers} == {200}
+    await line.settle()
+    assert len([t for t in line.fake.texts if t["text"] == "bye"]) == 1
+    assert line.fake.completed == ["conf-1"]
+    rows = [r for r in line.store.outbox(name) if r.kind == "complete"]
+    assert len(rows) == 1
+
+
+async def test_emoji_text_of_1600_characters_is_forwarded_intact(line: Line) -> None:
+    [a] = invitees(1)
+    await start(line, [a])
+    closing = ("Thanks 🎉 — " * 200)[:1600]
+    await line.text(ORGANIZER, closing)
+    [forward] = await wait_for(lambda: [t for t in line.fake.texts if t["to"] == [a]
+                                        and t["text"] != line.fake.texts_to(a)[0]["text"]])
+    assert forward["text"] == closing
+
+
+async def test_thousands_of_numbers_in_one_text_are_refused_quickly(line: Line) -> None:
+    numbers = " ".join(f"+1201555{i:04d}" for i in range(3000))
+    await line.text(ORGANIZER, numbers[:60_000])
+    [reply] = await wait_for(lambda: line.fake.texts_to(ORGANIZER))
+    assert reply["text"].startswith("Too many numbers: you sent more than 100, the limit is 10")
+    assert line.active() is None
+
+
+async def test_retry_delays_are_capped(start_line: StartLine) -> None:
+    line = await start_line(outbox__max_retry_delay=2)
+    line.fake.fail("messages", 1, 429, retry_after="3600")
+    [a] = invitees(1)
+    await line.text(ORGANIZER, a)
+    await wait_for(lambda: len(line.fake.texts) == 2, timeout=8)

@@ -57,3 +57,8 @@ def test_reading_arbitrary_text_never_raises(text: str) -> None:
 def test_normalise_raises_only_our_error(text: str) -> None:
     with contextlib.suppress(BadNumbers):
         assert normalise(text).startswith("+")
+
+
+def test_reading_stops_past_the_limit() -> None:
+    text = " ".join(f"+1201555{i:04d}" for i in range(500))
+    assert len(read_numbers(text, limit=20).numbers) == 21
