@@ -172,18 +172,43 @@ def live_config(tmp_path: Path, fake: FakeBandwidth, **overrides: Any) -> Config
 StartLine = Callable[..., Awaitable[Line]]
 
 
+def check_invariants(store: Store) -> None:
+    """What must hold in the database whatever callbacks arrived, in whatever order."""
+    db = store.db
+    assert not db.execute(
+        "SELECT organizer FROM conferences WHERE status = 'active'"
+        " GROUP BY organizer HAVING COUNT(*) > 1").fetchall(), "two active for one organizer"
+    assert not db.execute(
+        "SELECT id FROM conferences WHERE status = 'ended' AND ended_at IS NULL").fetchall()
+    assert not db.execute(
+        "SELECT m.call_id FROM members m JOIN conferences c ON c.id = m.conference_id"
+        " WHERE c.status = 'ended' AND m.left_at IS NULL").fetchall(), "on the call after the end"
+    assert not db.execute(
+        "SELECT call_id FROM members WHERE left_at < joined_at").fetchall()
+    assert not db.execute(
+        "SELECT id FROM outbox WHERE kind = 'text' AND (recipients IS NULL OR recipients = '[]'"
+        " OR body IS NULL)").fetchall()
+    assert not db.execute(
+        "SELECT id FROM outbox WHERE status != 'pending' AND finished_at IS NULL").fetchall()
+
+
 @pytest.fixture
-def start_line(tmp_path: Path, fake: FakeBandwidth, aiohttp_client: Any) -> StartLine:
+async def start_line(tmp_path: Path, fake: FakeBandwidth,
+                     aiohttp_client: Any) -> AsyncIterator[StartLine]:
     """Start the confcall app (config overrides as keyword arguments, dotted keys with
-    `__` for `.`) against the fake Bandwidth."""
+    `__` for `.`) against the fake Bandwidth. Each test ends with the invariants checked."""
+    started: list[Line] = []
 
     async def start(clock: Callable[[], float] = time.time, **overrides: Any) -> Line:
         dotted = {k.replace("__", "."): v for k, v in overrides.items()}
         config = live_config(tmp_path, fake, **dotted)
         client = await aiohttp_client(create_app(config, clock=clock))
-        return Line(client, fake, config)
+        started.append(Line(client, fake, config))
+        return started[-1]
 
-    return start
+    yield start
+    for line in started:
+        check_invariants(Store.open(line.config.store_path))
 
 
 @pytest.fixture
