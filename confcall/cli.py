@@ -104,7 +104,7 @@ def serve(
 
     try:
         web.run_app(create_app(config), host=config.server.host, port=config.server.port,
-                    print=None, access_log=None, shutdown_timeout=4.0)
+                    print=None, access_log=None, shutdown_timeout=2.0)
     except OSError as exc:
         fail(f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}")
     except ConfcallError as exc:

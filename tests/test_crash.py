@@ -1,0 +1,67 @@
+"""`confcall serve` as a real process: SIGKILLed mid-flow it loses nothing, SIGTERMed it
+finishes what is under way and exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import aiohttp
+import chaos
+from conftest import ORGANIZER, inbound_text, invitees, wait_for
+from fake_bandwidth import FakeBandwidth
+from served import Served
+
+
+async def test_sigkill_at_random_moments_loses_nothing(fake: FakeBandwidth,
+                                                       tmp_path: Path) -> None:
+    report = await chaos.run(fake, tmp_path, kills=20, flows=3, seed=7)
+    print(report.line())
+    assert report.kills == 20
+    assert report.flows >= 3
+    assert report.expected == report.flows * 13
+    assert report.lost == 0, report.missing
+    assert report.replay_duplicates == 0
+
+
+async def post(served: Served, body: object) -> int:
+    async with aiohttp.ClientSession() as session, session.post(
+            served.url + "/callbacks/messaging", json=body) as answer:
+        return answer.status
+
+
+async def test_sigterm_finishes_the_send_under_way_and_exits_0(fake: FakeBandwidth,
+                                                               tmp_path: Path) -> None:
+    served = Served(tmp_path, fake, [ORGANIZER])
+    await served.start()
+    fake.fail("messages", 3, 200, delay=1.0)  # each send takes a second
+    a, b = invitees(2)
+    assert await post(served, inbound_text(ORGANIZER, f"{a} {b}")) == 200
+    await asyncio.sleep(0.3)  # the three sends are under way
+    began = time.monotonic()
+    assert await served.terminate() == 0
+    assert time.monotonic() - began < 5
+    assert len(fake.texts) == 3  # finished, not cut off
+    # and the next start does not send them again
+    await served.start()
+    await asyncio.sleep(1.0)
+    await served.stop()
+    assert len(fake.texts) == 3
+
+
+async def test_the_next_start_resumes_the_outbox(fake: FakeBandwidth, tmp_path: Path) -> None:
+    served = Served(tmp_path, fake, [ORGANIZER])
+    await served.start()
+    fake.fail("*", 10_000, 503)
+    a, b = invitees(2)
+    assert await post(served, inbound_text(ORGANIZER, f"{a} {b}")) == 200
+    await asyncio.sleep(0.3)
+    assert await served.terminate() == 0
+    assert fake.texts == []
+    fake.faults.clear()
+    await served.start()
+    try:
+        await wait_for(lambda: len(fake.texts) == 3, timeout=10)
+    finally:
+        await served.stop()
