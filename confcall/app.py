@@ -20,7 +20,8 @@ __all__ = ["create_app"]
 
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
-    store = Store.open(app[CONFIG].store_path)
+    config = app[CONFIG]
+    store = Store.open(config.store_path, synchronous=config.synchronous)
     app[STORE] = store
     yield
     store.close()

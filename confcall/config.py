@@ -24,7 +24,7 @@ class Key:
     """One configuration key: where it may come from and how to read it."""
 
     name: str
-    kind: str  # "str", "secret", "int", "bool", "phone", "phones", "region", "url"
+    kind: str  # "str", "secret", "int", "bool", "choice", "phone", "phones", "region", "url"
     env: tuple[str, ...] = ()
     default: Any = None
     help: str = ""
@@ -61,6 +61,7 @@ KEYS: tuple[Key, ...] = (
     Key("server.callback_password", "secret"),
     Key("store.path", "str", (), "confcall.db"),
     Key("store.retain_days", "int", (), 30, minimum=1),
+    Key("store.synchronous", "choice", (), "normal", help="normal or full"),
     Key("conference.max_invites", "int", (), 10, minimum=1, maximum=19),
     Key("conference.default_region", "region", (), "US"),
     Key("outbox.concurrency", "int", (), 10, minimum=1, maximum=100),
@@ -114,6 +115,7 @@ class Config:
     organizers: tuple[str, ...]
     store_path: Path
     retain_days: int
+    synchronous: str
     max_invites: int
     default_region: str
     outbox_concurrency: int
@@ -188,6 +190,11 @@ def _coerce(key: Key, value: Any, region: str) -> Any:
         if key.maximum is not None and number > key.maximum:
             raise fail(f"must be at most {key.maximum}")
         return number
+    if key.kind == "choice":
+        text = str(value).strip().lower()
+        if text not in ("normal", "full"):
+            raise fail(f"{value!r} is not normal or full")
+        return text
     if key.kind == "bool":
         if isinstance(value, bool):
             return value
@@ -313,6 +320,7 @@ def load_config(
         organizers=values["organizers.numbers"],
         store_path=Path(values["store.path"]),
         retain_days=values["store.retain_days"],
+        synchronous=values["store.synchronous"],
         max_invites=values["conference.max_invites"],
         default_region=region,
         outbox_concurrency=values["outbox.concurrency"],

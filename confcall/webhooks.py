@@ -76,8 +76,10 @@ async def messaging(request: web.Request) -> web.Response:
                 continue
             if isinstance(event, TextReceived):
                 store.record_inbound(event.message_id, event.sender, event.line, event.text, now)
-                active = store.active_conference(event.sender)
-                effects = conference.on_text(rules, event, active, new_conference_id(), now)
+                organizer = event.sender in rules.organizers
+                active = store.active_conference(event.sender) if organizer else None
+                new_id = new_conference_id() if organizer else ""
+                effects = conference.on_text(rules, event, active, new_id, now)
                 log.info("text from %s: %s", _show(request, event.sender),
                          type(effects[0]).__name__ if effects else "no action")
                 store.apply(effects, now, event.application_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,9 @@ from aiohttp.test_utils import TestServer
 from confcall import schema
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bandwidth"
+
+# aiohttp 3.14 wants typed request keys; older releases take plain strings
+ARRIVED: Any = web.RequestKey("arrived", float) if hasattr(web, "RequestKey") else "arrived"
 
 ACCOUNT_ID = "9900000"
 USERNAME = "api-user-7f2c"
@@ -47,6 +51,7 @@ class FakeBandwidth:
     username: str = USERNAME
     password: str = PASSWORD
     texts: list[dict[str, Any]] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)  # when each of `texts` arrived
     completed: list[str] = field(default_factory=list)
     lookups: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
@@ -103,6 +108,7 @@ class FakeBandwidth:
     @web.middleware
     async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests += 1
+        request[ARRIVED] = time.monotonic()
         credentials = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
         if request.headers.get("Authorization") != f"Basic {credentials}":
             return web.json_response(fixture("error.unauthorized.json"), status=401)
@@ -144,6 +150,7 @@ class FakeBandwidth:
                 "description": f"'{refused[0]}' must be replaced with a valid E164 number",
             }, status=400)
         self.texts.append(body)
+        self.arrivals.append(request[ARRIVED])
         answer = fixture("messaging-response.createMessage.json")
         answer.update(id=f"{uuid.uuid4().hex[:20]}", owner=body["from"], to=body["to"],
                       applicationId=body["applicationId"], text=body.get("text", ""),
