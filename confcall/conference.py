@@ -257,7 +257,9 @@ def on_member_left(conference: Conference | None, event: MemberLeft) -> list[Eff
     return [RecordLeave(event.call_id, event.time, conference.id, event.caller)]
 
 
-def on_disconnect(event: CallDisconnected) -> list[Effect]:
+def on_disconnect(conference: Conference | None, event: CallDisconnected) -> list[Effect]:
+    """A call ended: it has left whatever conference it was in (`conference` is unknown
+    here: disconnect events carry only the call)."""
     return [RecordLeave(event.call_id, event.time)]
 
 

@@ -80,8 +80,7 @@ async def messaging(request: web.Request) -> web.Response:
                 active = store.active_conference(event.sender) if organizer else None
                 new_id = new_conference_id() if organizer else ""
                 effects = conference.on_text(rules, event, active, new_id, now)
-                log.info("text from %s: %s", _show(request, event.sender),
-                         type(effects[0]).__name__ if effects else "no action")
+                log.info("text from %s: %s", _show(request, event.sender), _outcome(effects))
                 store.apply(effects, now, event.application_id)
             elif isinstance(event, TextStatus):
                 store.apply(conference.on_text_status(event), now, None)
@@ -89,6 +88,19 @@ async def messaging(request: web.Request) -> web.Response:
     if changed:
         request.app[OUTBOX].wake()
     return web.json_response({"ok": True})
+
+
+def _outcome(effects: list[conference.Effect]) -> str:
+    """What an inbound text did, for the log."""
+    first = effects[0] if effects else None
+    if isinstance(first, conference.StartConference):
+        started = first.conference
+        return f"started {started.id}, inviting {len(started.invitees)}"
+    if isinstance(first, conference.BeginEnding):
+        return f"ends {first.conference_id}"
+    if isinstance(first, conference.QueueText):
+        return "refused, told why"
+    return "not an organizer: stored, not answered"
 
 
 # --- voice --------------------------------------------------------------------------------
@@ -117,35 +129,32 @@ async def initiate(request: web.Request) -> web.Response:
     ))
 
 
-def _decide(event: Event, found: Conference | None) -> list[conference.Effect]:
-    if isinstance(event, ConferenceCreated):
-        return conference.on_conference_created(found, event)
-    if isinstance(event, MemberJoined):
-        return conference.on_member_joined(found, event)
-    if isinstance(event, MemberLeft):
-        return conference.on_member_left(found, event)
-    if isinstance(event, CallDisconnected):
-        return conference.on_disconnect(event)
-    if isinstance(event, ConferenceCompleted):
-        return conference.on_conference_completed(found, event)
-    return []
+# The conference and call events, routed by type to the state machine's decision for each.
+VOICE_DECISIONS: dict[type[Event], Callable[[Conference | None, Any], list[conference.Effect]]] = {
+    ConferenceCreated: conference.on_conference_created,
+    MemberJoined: conference.on_member_joined,
+    MemberLeft: conference.on_member_left,
+    CallDisconnected: conference.on_disconnect,
+    ConferenceCompleted: conference.on_conference_completed,
+}
 
 
 async def voice_event(request: web.Request) -> web.Response:
     """POST /callbacks/voice/conference and /callbacks/voice/status: conference and call
     events. Each is applied once, however often Bandwidth delivers it."""
     event = parse_voice(await read_json(request))
-    if isinstance(event, (Unused, CallInitiated)):
+    decide = VOICE_DECISIONS.get(type(event))
+    if decide is None:  # unused, or an initiate posted to the wrong route
         return web.Response(status=204)
     store, now = request.app[STORE], request.app[CLOCK]()
     with store.transaction():
         if store.claim(event.key, now):
             found = None
-            if isinstance(event, ConferenceEvent):
-                found = store.conference(event.tag or event.name) or store.conference(event.name)
-            effects = _decide(event, found)
-            conference_application = store.application_id(found.id) if found else None
-            store.apply(effects, now, conference_application)
+            if isinstance(event, ConferenceEvent):  # our conference id is its tag and name
+                found = (store.conference(event.tag) if event.tag else None) or (
+                    store.conference(event.name))
+            effects = decide(found, event)
+            store.apply(effects, now, None)
             if effects:
                 request.app[OUTBOX].wake()
     return web.Response(status=204)
