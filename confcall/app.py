@@ -38,7 +38,7 @@ async def _outbox(app: web.Application) -> AsyncIterator[None]:
         app[OUTBOX] = outbox
         outbox.start()
         yield
-        await outbox.close(grace=2.0)
+        await outbox.close()
 
 
 def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> web.Application:

@@ -13,7 +13,7 @@ from confcall import conference
 from confcall.bandwidth import BandwidthClient
 from confcall.config import Config
 from confcall.errors import BandwidthError, BandwidthUnavailable
-from confcall.phone import mask
+from confcall.phone import for_log
 from confcall.store import COMPLETE, DONE, FAILED, RECAP, SENT, TEXT, OutboxRow, Store
 
 log = logging.getLogger("confcall.outbox")
@@ -48,9 +48,6 @@ class Outbox:
         self._loop_task: asyncio.Task[None] | None = None
         self._last_prune = 0.0
 
-    def _show(self, number: str) -> str:
-        return mask(number) if self.config.mask_numbers else number
-
     def wake(self) -> None:
         """New rows were committed: look now rather than at the next poll."""
         self._wake.set()
@@ -58,7 +55,7 @@ class Outbox:
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._run(), name="confcall-outbox")
 
-    async def close(self, grace: float = 4.0) -> None:
+    async def close(self, grace: float = 2.0) -> None:
         """Stop taking rows; give the sends under way `grace` seconds to finish."""
         if self._loop_task is not None:
             self._loop_task.cancel()
@@ -72,23 +69,31 @@ class Outbox:
 
     async def _run(self) -> None:
         while True:
-            now = self.clock()
-            if now - self._last_prune > PRUNE_EVERY:
-                self._last_prune = now
-                pruned = self.store.prune(now - self.config.retain_days * 86400)
-                if pruned:
-                    log.info("pruned %d processed-callback records", pruned)
-            self._wake.clear()
-            for row in self.store.due(now, self.config.outbox_concurrency * 2,
-                                      list(self._in_flight)):
-                await self._slots.acquire()
-                task = asyncio.create_task(self._send(row), name=f"confcall-outbox-{row.id}")
-                self._in_flight[row.id] = task
-            next_due = self.store.next_due(list(self._in_flight))
-            wait = IDLE_POLL if next_due is None else min(IDLE_POLL, next_due - self.clock())
-            if wait > 0:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
+            try:
+                await self._tick()
+            except Exception:  # e.g. the database locked for too long: the rows keep
+                log.exception("outbox: unexpected error; trying again in %.0f s", IDLE_POLL)
+                await asyncio.sleep(IDLE_POLL)
+
+    async def _tick(self) -> None:
+        """Start sending what is due, then wait until more is due or new rows arrive."""
+        now = self.clock()
+        if now - self._last_prune > PRUNE_EVERY:
+            self._last_prune = now
+            pruned = self.store.prune(now - self.config.retain_days * 86400)
+            if pruned:
+                log.info("pruned %d processed-callback records", pruned)
+        self._wake.clear()
+        for row in self.store.due(now, self.config.outbox_concurrency * 2,
+                                  list(self._in_flight)):
+            await self._slots.acquire()
+            task = asyncio.create_task(self._send(row), name=f"confcall-outbox-{row.id}")
+            self._in_flight[row.id] = task
+        next_due = self.store.next_due(list(self._in_flight))
+        wait = IDLE_POLL if next_due is None else min(IDLE_POLL, next_due - self.clock())
+        if wait > 0:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
 
     async def _send(self, row: OutboxRow) -> None:
         try:
@@ -114,7 +119,7 @@ class Outbox:
             with self.store.transaction():
                 self.store.finish_row(row.id, SENT, self.clock(), message_id=message_id)
             log.info("text %d (%s) sent to %s", row.id, row.purpose,
-                     ", ".join(self._show(n) for n in row.recipients))
+                     ", ".join(for_log(n, self.config.mask_numbers) for n in row.recipients))
         elif row.kind == COMPLETE:
             note = await self._complete(row.conference_id or "")
             with self.store.transaction():

@@ -61,6 +61,11 @@ def read_numbers(text: str, region: str = "US", limit: int | None = None) -> Rea
     return ReadNumbers(tuple(numbers), tuple(not_numbers))
 
 
+def for_log(number: str, masked: bool) -> str:
+    """A number as the logs show it: masked, unless the operator turned masking off."""
+    return mask(number) if masked else number
+
+
 def mask(number: str) -> str:
     """`+12015550123` -> `+1201***0123`: enough to tell numbers apart in a log, no more."""
     if len(number) <= 8:

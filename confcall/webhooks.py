@@ -30,7 +30,7 @@ from confcall.events import (
     parse_messaging,
     parse_voice,
 )
-from confcall.phone import mask
+from confcall.phone import for_log
 
 log = logging.getLogger("confcall.webhooks")
 
@@ -59,7 +59,7 @@ async def read_json(request: web.Request) -> Any:
 
 
 def _show(request: web.Request, number: str) -> str:
-    return mask(number) if request.app[CONFIG].mask_numbers else number
+    return for_log(number, request.app[CONFIG].mask_numbers)
 
 
 # --- messaging ----------------------------------------------------------------------------
