@@ -199,21 +199,20 @@ class Sandbox:
                 ), self._server_auth())
         return web.Response(status=204)
 
-    async def application(self, request: web.Request) -> web.Response:
-        """The account API's view of the two applications, pointing at this server."""
+    def describe(self, application_id: str) -> str | None:
+        """The account API's XML for one of the two applications, set up for this server
+        as `confcall check` expects; None for an unknown id."""
         config = self.config
-        wanted = request.match_info["application"]
-        messaging = config.bandwidth.messaging_application_id
         user = config.server.callback_username
-        creds = (f"<UserId>{escape(user)}</UserId>") if user else ""
-        if wanted == messaging:
+        creds = f"<UserId>{escape(user)}</UserId>" if user else ""
+        if application_id == config.bandwidth.messaging_application_id:
             url = escape(config.callback_url("/callbacks/messaging"))
             inner = (f"<ServiceType>Messaging-V2</ServiceType><AppName>sandbox-messaging</AppName>"
                      f"<InboundCallbackUrl>{url}</InboundCallbackUrl>"
                      f"<OutboundCallbackUrl>{url}</OutboundCallbackUrl>"
                      f"<InboundCallbackCreds>{creds}</InboundCallbackCreds>"
                      f"<OutboundCallbackCreds>{creds}</OutboundCallbackCreds>")
-        elif wanted == config.bandwidth.voice_application_id:
+        elif application_id == config.bandwidth.voice_application_id:
             initiate = escape(config.callback_url("/callbacks/voice/initiate"))
             status = escape(config.callback_url("/callbacks/voice/status"))
             inner = (f"<ServiceType>Voice-V2</ServiceType><AppName>sandbox-voice</AppName>"
@@ -223,14 +222,20 @@ class Sandbox:
                      f"<CallStatusMethod>POST</CallStatusMethod>"
                      f"<CallbackCreds>{creds}</CallbackCreds>")
         else:
+            return None
+        return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+                f"<ApplicationProvisioningResponse><Application><ApplicationId>"
+                f"{escape(application_id)}</ApplicationId>{inner}</Application>"
+                "</ApplicationProvisioningResponse>")
+
+    async def application(self, request: web.Request) -> web.Response:
+        document = self.describe(request.match_info["application"])
+        if document is None:
             return web.Response(status=404, content_type="application/xml", text=(
                 '<?xml version="1.0" encoding="UTF-8"?><ApplicationProvisioningResponse>'
                 "<ResponseStatus><ErrorCode>15501</ErrorCode><Description>Application not found"
                 "</Description></ResponseStatus></ApplicationProvisioningResponse>"))
-        return web.Response(content_type="application/xml", text=(
-            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-            f"<ApplicationProvisioningResponse><Application><ApplicationId>{escape(wanted)}"
-            f"</ApplicationId>{inner}</Application></ApplicationProvisioningResponse>"))
+        return web.Response(content_type="application/xml", text=document)
 
     # --- what a person looks at ----------------------------------------------------------
 

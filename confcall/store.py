@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from confcall.conference import (
-    ACTIVE,
     ENDED,
     ENDING,
     BeginEnding,
@@ -420,10 +419,6 @@ class Store:
         ).fetchone()
         return row[0] if row and row[0] is not None else None
 
-    def outbox_row(self, row_id: int) -> OutboxRow | None:
-        row = self.db.execute("SELECT * FROM outbox WHERE id = ?", (row_id,)).fetchone()
-        return _outbox_row(row) if row else None
-
     def outbox(self, conference_id: str | None = None) -> list[OutboxRow]:
         if conference_id is None:
             rows = self.db.execute("SELECT * FROM outbox ORDER BY id").fetchall()
@@ -477,6 +472,3 @@ class Store:
         return {t: int(self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
                 for t in tables}
 
-
-__all__ = ["ACTIVE", "COMPLETE", "DONE", "ENDED", "ENDING", "FAILED", "PENDING", "RECAP",
-           "SENT", "TEXT", "Delivery", "OutboxRow", "Store"]
