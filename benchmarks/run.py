@@ -111,9 +111,14 @@ async def fan_out() -> None:
 
 
 async def memory(quick: bool) -> None:
-    total = 10_000 if quick else 100_000
+    async with fake_bandwidth() as fake:
+        await _memory(fake, 10_000 if quick else 100_000)
+
+
+async def _memory(fake: Any, total: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        served = Served(Path(folder), None, [ORGANIZER])
+        # live mode against the fake: the sandbox would keep every simulated call in memory
+        served = Served(Path(folder), fake, [ORGANIZER])
         await served.start()
         assert served.process is not None
         pid = served.process.pid
