@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # annotations only: `status` and `history` import this module
 
 COUNT_LIMIT = 100  # numbers counted in one text; beyond this a refusal says "more than"
 GROUP_LIMIT = 10  # Bandwidth: a group message reaches at most 10 participants
+TEXT_LIMIT = 2048  # Bandwidth: a message's text is at most 2048 characters
+SHOWN_NOT_NUMBERS = 5  # parts of a start text quoted back as "not phone numbers"
 RECAP_WAIT = 60.0  # seconds to wait for conferenceCompleted before the recap goes anyway
 
 ACTIVE, ENDING, ENDED = "active", "ending", "ended"
@@ -185,7 +187,10 @@ def on_text(
                 for number in numbers]
     confirmation = f"Conference started. Invited: {', '.join(numbers)}."
     if found.not_numbers:
-        confirmation += " Not phone numbers, ignored: " + "; ".join(found.not_numbers) + "."
+        shown = list(found.not_numbers[:SHOWN_NOT_NUMBERS])
+        if len(found.not_numbers) > SHOWN_NOT_NUMBERS:
+            shown.append(f"and {len(found.not_numbers) - SHOWN_NOT_NUMBERS} more")
+        confirmation += " Not phone numbers, ignored: " + "; ".join(shown) + "."
     confirmation += " Your next text ends the call and goes to everyone."
     effects.append(QueueText((event.sender,), confirmation, "confirm", new_id))
     return effects
@@ -197,9 +202,11 @@ def end(conference: Conference, closing_text: str, now: float) -> list[Effect]:
     effects: list[Effect] = [BeginEnding(conference.id, closing_text)]
     if closing_text.strip():
         invitees = conference.invitees
+        # unchanged, but in parts where it is longer than Bandwidth takes in one message
+        parts = [closing_text[i:i + TEXT_LIMIT] for i in range(0, len(closing_text), TEXT_LIMIT)]
         for start in range(0, len(invitees), GROUP_LIMIT):
             group = invitees[start:start + GROUP_LIMIT]
-            effects.append(QueueText(group, closing_text, "forward", conference.id))
+            effects += [QueueText(group, part, "forward", conference.id) for part in parts]
     if conference.bandwidth_id or conference.members:
         effects.append(QueueCompletion(conference.id))
         effects.append(QueueRecapTimer(conference.id, now + RECAP_WAIT))

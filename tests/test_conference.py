@@ -139,3 +139,19 @@ def test_recap() -> None:
     assert cc.recap(ended) == (f"Conference ended after 1h 01m. Joined: {A} (6m 40s), "
                                f"{B} (1h 00m). Never joined: {C}.")
     assert cc.recap(conf(ENDED, ended_at=NOW)).startswith("Conference ended. Nobody joined.")
+
+
+def test_a_closing_text_longer_than_bandwidth_takes_goes_in_parts() -> None:
+    closing = "x" * 2048 + "y" * 100
+    effects = cc.end(conf(), closing, NOW)
+    parts = [e.text for e in effects if isinstance(e, QueueText) and e.purpose == "forward"]
+    assert parts == ["x" * 2048, "y" * 100]
+    assert "".join(parts) == closing
+
+
+def test_the_confirmation_quotes_at_most_five_stray_parts() -> None:
+    body = f"{A}, " + ", ".join(f"word{i}" for i in range(40))
+    effects = cc.on_text(RULES, text(ORG, body), None, "id", NOW)
+    [confirmation] = [e for e in effects if isinstance(e, QueueText) and e.purpose == "confirm"]
+    assert "word4; and 35 more." in confirmation.text
+    assert "word5" not in confirmation.text
