@@ -317,3 +317,35 @@ def test_status_json_of_an_empty_database(tmp_path: Path) -> None:
     assert "No conference has ended yet" in runner.invoke(app, ["history"]).output
 
 
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    out = subprocess.run([sys.executable, "-m", "confcall", "--version"], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.startswith("confcall ")
+
+
+def test_status_watch_refreshes_until_ctrl_c(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from confcall.store import Store
+
+    Store.open(tmp_path / "confcall.db").close()
+    watcher = subprocess.Popen([sys.executable, "-m", "confcall", "status", "--watch"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    time.sleep(2.5)
+    watcher.send_signal(signal.SIGINT)
+    out, err = watcher.communicate(timeout=10)
+    assert watcher.returncode == 0, err
+    assert "No active conference." in out
+    assert "Traceback" not in err
+
+
+def test_no_colour_when_not_a_terminal(tmp_path: Path) -> None:
+    from confcall.store import Store
+
+    Store.open(tmp_path / "confcall.db").close()
+    for command in (["status"], ["history"], ["check"]):
+        assert "\x1b[" not in runner.invoke(app, command).output
