@@ -42,7 +42,9 @@ def _stderr() -> Any:
 
 def fail(message: str) -> NoReturn:
     """One line on stderr, exit 1: how every expected failure ends."""
-    _stderr().print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    _stderr().print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=1)
 
 

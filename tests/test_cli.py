@@ -107,6 +107,12 @@ def test_bad_config_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
+def test_errors_are_shown_verbatim(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text("port = 1\n")
+    result = runner.invoke(app, ["status", "--config", str(tmp_path / "bad.toml")])
+    assert "`port` must be a [section], not a value" in result.output
+
+
 def test_status_without_a_database_says_so(tmp_path: Path) -> None:
     result = runner.invoke(app, ["status"])
     assert result.exit_code == 1
