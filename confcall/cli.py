@@ -237,7 +237,7 @@ def simulate_text(
     if as_json:
         _print_json({"status": answer.status, "answer": answer_json(answer)})
     else:
-        _stdout().print(f"server answered {answer.status}: {answer.body}")
+        _stdout().print(f"server answered {answer.status}: {answer.body}", markup=False)
     if answer.status >= 300:
         raise typer.Exit(code=1)
 
@@ -277,12 +277,14 @@ def simulate_call(
         return
     console = _stdout()
     if outcome.conference:
-        console.print(f"[bold green]{caller_number} joins conference {outcome.conference}[/]")
+        console.print(f"{caller_number} joins conference {outcome.conference}",
+                      style="bold green", markup=False)
     else:
-        console.print(f"[bold red]{caller_number} refused[/]: the server hangs up")
+        console.print(f"{caller_number} refused: the server hangs up", style="bold red",
+                      markup=False)
     console.print(pretty_xml(answer.body), markup=False, soft_wrap=True)
     if outcome.hung_up:
-        console.print(f"call {outcome.call_id} hung up")
+        console.print(f"call {outcome.call_id} hung up", markup=False)
 
 
 @app.command()
@@ -400,7 +402,7 @@ def end(
                      "closing_text": text, "status": answer.status})
     else:
         _stdout().print(f"ending {target.id} (organizer {target.organizer}): "
-                        f"{len(target.invitees)} invitee(s) get \"{text}\"")
+                        f"{len(target.invitees)} invitee(s) get \"{text}\"", markup=False)
 
 
 DEFAULT_CLOSING = "The conference has ended. Thank you for joining."

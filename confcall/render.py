@@ -31,12 +31,13 @@ def banner(config: Config) -> RenderableType:
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     table.add_row("mode", Text.from_markup(mode))
-    table.add_row("listening", f"http://{config.server.host}:{config.server.port}")
-    table.add_row("line", config.bandwidth.phone_number)
-    table.add_row("organizers", ", ".join(config.organizers))
-    table.add_row("database", str(config.store_path))
+    # values as Text: a path or URL with [brackets] must not be read as rich markup
+    table.add_row("listening", Text(f"http://{config.server.host}:{config.server.port}"))
+    table.add_row("line", Text(config.bandwidth.phone_number))
+    table.add_row("organizers", Text(", ".join(config.organizers)))
+    table.add_row("database", Text(str(config.store_path)))
     for label, route in CALLBACK_ROUTES:
-        table.add_row(label, config.callback_url(route))
+        table.add_row(label, Text(config.callback_url(route)))
     title = Text("confcall: callback URLs for the Bandwidth applications below", style="bold")
     parts: list[RenderableType] = [title, table]
     if config.sandbox:
@@ -82,7 +83,7 @@ def conference_view(report: dict[str, Any], *, history: bool = False) -> Rendera
         title += f" · ended {_local(report['ended'], True)}"
     else:
         title += f" · {report['status']}"
-    table = Table(title=title, title_justify="left", expand=False, show_edge=False)
+    table = Table(title=Text(title), title_justify="left", expand=False, show_edge=False)
     table.add_column("number", no_wrap=True)
     table.add_column("call")
     table.add_column("time on call", justify="right")
@@ -100,7 +101,7 @@ def conference_view(report: dict[str, Any], *, history: bool = False) -> Rendera
                 text.append(f": {invitation['detail']}")
         joined = person["state"] not in ("invited", "never_joined")
         spent = format_duration(person["seconds_on_call"]) if joined else ""
-        table.add_row(person["number"], state, spent, text)
+        table.add_row(Text(person["number"]), state, spent, text)
     parts: list[RenderableType] = [table]
     if history or report["closing_text"]:
         closing = report["closing_text"] or "–"
@@ -150,5 +151,5 @@ def checks_view(checks: list[Any]) -> RenderableType:
         detail = Text(check.detail)
         if check.fix:
             detail.append(f"\n→ {check.fix}", style="cyan")
-        table.add_row(CHECK_MARK[check.status], check.name, detail)
+        table.add_row(CHECK_MARK[check.status], Text(check.name), detail)
     return table
