@@ -160,8 +160,9 @@ def on_text(
     rules: Rules, event: TextReceived, active: Conference | None, new_id: str, now: float
 ) -> list[Effect]:
     """An inbound text. Organizers start a conference with a list and end it with the next
-    text; anyone else is recorded and not answered, so no text loop with a stranger starts."""
-    if event.sender not in rules.organizers:
+    text; anyone else is recorded and not answered, so no text loop with a stranger starts.
+    So is a text to another number on the same Bandwidth application."""
+    if event.sender not in rules.organizers or event.line != rules.line:
         return []
     if active is not None:
         return end(active, event.text, now)
@@ -289,6 +290,13 @@ def on_text_status(event: TextStatus) -> list[Effect]:
     if event.error_code is not None:
         detail = f"{event.error_code}: {detail}" if detail else str(event.error_code)
     return [RecordDelivery(event.tag, event.message_id, event.status, event.recipient, detail)]
+
+
+def answer(rules: Rules, caller: str, line: str,
+           conferences: list[Conference]) -> Conference | None:
+    """The conference a call to `line` joins; None to refuse it (a call to another number
+    on the same Bandwidth application is not ours to answer with a conference)."""
+    return choose(conferences, caller) if line == rules.line else None
 
 
 def choose(conferences: list[Conference], caller: str) -> Conference | None:

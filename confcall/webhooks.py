@@ -80,7 +80,9 @@ async def messaging(request: web.Request) -> web.Response:
                 active = store.active_conference(event.sender) if organizer else None
                 new_id = new_conference_id() if organizer else ""
                 effects = conference.on_text(rules, event, active, new_id, now)
-                log.info("text from %s: %s", _show(request, event.sender), _outcome(effects))
+                outcome = (_outcome(effects) if event.line == rules.line
+                           else f"sent to {event.line}, not {rules.line}: stored, not answered")
+                log.info("text from %s: %s", _show(request, event.sender), outcome)
                 store.apply(effects, now, event.application_id)
             elif isinstance(event, TextStatus):
                 store.apply(conference.on_text_status(event), now, None)
@@ -116,11 +118,12 @@ async def initiate(request: web.Request) -> web.Response:
     event = parse_voice(await read_json(request))
     if not isinstance(event, CallInitiated):
         return _bxml(bxml.empty())
-    config = request.app[CONFIG]
-    chosen = conference.choose(request.app[STORE].joinable(event.caller), event.caller)
+    config, rules = request.app[CONFIG], request.app[RULES]
+    chosen = conference.answer(rules, event.caller, event.line,
+                               request.app[STORE].joinable(event.caller))
     if chosen is None:
-        log.info("call %s from %s refused: not invited", event.call_id,
-                 _show(request, event.caller))
+        why = "not invited" if event.line == rules.line else f"a call to {event.line}"
+        log.info("call %s from %s refused: %s", event.call_id, _show(request, event.caller), why)
         return _bxml(bxml.refuse())
     log.info("call %s from %s joins %s", event.call_id, _show(request, event.caller), chosen.id)
     return _bxml(bxml.join_conference(

@@ -155,3 +155,11 @@ def test_the_confirmation_quotes_at_most_five_stray_parts() -> None:
     [confirmation] = [e for e in effects if isinstance(e, QueueText) and e.purpose == "confirm"]
     assert "word4; and 35 more." in confirmation.text
     assert "word5" not in confirmation.text
+
+
+def test_texts_and_calls_to_another_number_are_not_ours() -> None:
+    other = TextReceived(key="k", time=NOW, message_id="m", sender=ORG, line="+12015550150",
+                         text=f"{A} {B}", application_id="app")
+    assert cc.on_text(RULES, other, None, "id", NOW) == []
+    assert cc.answer(RULES, A, "+12015550150", [conf()]) is None
+    assert cc.answer(RULES, A, LINE, [conf()]) == conf()
