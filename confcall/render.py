@@ -1,14 +1,19 @@
-"""Rich renderings for the command line: the serve banner, status and history."""
+"""Rich renderings for the command line: the serve banner, status, history and check."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from confcall.conference import format_duration
 from confcall.config import LOOPBACK_HOSTS, Config
+
+if TYPE_CHECKING:  # check.py imports aiohttp, which status and history must not load
+    from confcall.check import Check
 
 CALLBACK_ROUTES = (
     ("messaging app", "/callbacks/messaging"),
@@ -64,8 +69,6 @@ CHECK_MARK = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[bold red]
 def _local(stamp: str | None, with_date: bool = False) -> str:
     if stamp is None:
         return "–"
-    from datetime import datetime
-
     moment = datetime.fromisoformat(stamp).astimezone()
     return moment.strftime("%Y-%m-%d %H:%M" if with_date else "%H:%M:%S")
 
@@ -75,8 +78,6 @@ def _styled(state: str) -> Text:
 
 
 def conference_view(report: dict[str, Any], *, history: bool = False) -> RenderableType:
-    from confcall.conference import format_duration
-
     title = (f"{report['id']} · organizer {report['organizer']} · started "
              f"{_local(report['started'], True)}")
     if report["ended"]:
@@ -134,15 +135,13 @@ def history_view(reports: list[dict[str, Any]]) -> RenderableType:
         return Text("No conference has ended yet.")
     parts: list[RenderableType] = []
     for report in reports:
-        from confcall.conference import format_duration
-
         parts.append(conference_view(report, history=True))
         parts.append(Text(f"  call ran {format_duration(report['call_seconds'])}\n",
                           style="dim"))
     return Group(*parts)
 
 
-def checks_view(checks: list[Any]) -> RenderableType:
+def checks_view(checks: list[Check]) -> RenderableType:
     table = Table(show_header=False, show_edge=False, box=None, padding=(0, 1))
     table.add_column(no_wrap=True)
     table.add_column(no_wrap=True, style="bold")
