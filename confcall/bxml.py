@@ -45,6 +45,22 @@ REFUSE = _document(_speak(REFUSAL), "<Hangup/>")
 EMPTY = _document()
 
 
+def conference_verb(document: str) -> tuple[str, dict[str, str]] | None:
+    """Read a BXML answer the way Bandwidth would: the name and attributes of the
+    <Conference> it puts the caller into, or None. Parsed hardened: it may come from a
+    server we did not write."""
+    from defusedxml import DefusedXmlException
+    from defusedxml.ElementTree import ParseError, fromstring
+
+    try:
+        verb = fromstring(document).find("Conference")
+    except (ParseError, DefusedXmlException):
+        return None
+    if verb is None or not verb.text or not verb.text.strip():
+        return None
+    return verb.text.strip(), dict(verb.attrib)
+
+
 def refuse() -> str:
     """One sentence, then hang up."""
     return REFUSE

@@ -16,7 +16,7 @@ from xml.sax.saxutils import escape
 import aiohttp
 from aiohttp import web
 
-from confcall import payloads, schema
+from confcall import bxml, payloads, schema
 from confcall.appkeys import CONFIG, SANDBOX, SESSION
 from confcall.auth import basic_auth
 from confcall.config import Config
@@ -93,16 +93,10 @@ class Sandbox:
 
     def call_answered(self, call: dict[str, Any], document: str) -> None:
         """An initiate callback was answered: act on its <Conference>, if any."""
-        from defusedxml import ElementTree
-
-        try:
-            root = ElementTree.fromstring(document)
-        except ElementTree.ParseError:
+        found = bxml.conference_verb(document)
+        if found is None:
             return
-        verb = root.find("Conference")
-        if verb is None or not verb.text:
-            return
-        name = verb.text.strip()
+        name, verb = found
         running = next((c for c in self.conferences.values()
                         if c.name == name and c.completed is None), None)
         if running is None:

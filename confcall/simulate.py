@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from confcall import payloads
+from confcall import bxml, payloads
 from confcall.auth import basic_auth
 from confcall.config import Config
 from confcall.errors import ConfcallError
@@ -106,14 +106,8 @@ class Poster:
 
 def joined_conference(document: str) -> str | None:
     """The conference a BXML answer puts the caller into, if any."""
-    from defusedxml import ElementTree
-
-    try:
-        root = ElementTree.fromstring(document)
-    except ElementTree.ParseError:
-        return None
-    verb = root.find("Conference")
-    return verb.text.strip() if verb is not None and verb.text else None
+    found = bxml.conference_verb(document)
+    return found[0] if found is not None else None
 
 
 def pretty_xml(document: str, width: int = 78) -> str:

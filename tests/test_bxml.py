@@ -30,3 +30,14 @@ def test_refuse_speaks_then_hangs_up() -> None:
 
 def test_empty_is_a_response_with_no_verbs() -> None:
     assert list(ElementTree.fromstring(bxml.empty())) == []
+
+
+def test_conference_verb_reads_back_what_join_conference_wrote() -> None:
+    document = bxml.join_conference("confcall-ab12", "https://h/e", "confcall-ab12", ("u", "p"))
+    assert bxml.conference_verb(document) == ("confcall-ab12", {
+        "conferenceEventUrl": "https://h/e", "conferenceEventMethod": "POST",
+        "tag": "confcall-ab12", "username": "u", "password": "p"})
+    assert bxml.conference_verb(bxml.refuse()) is None
+    assert bxml.conference_verb("not xml") is None
+    bomb = '<!DOCTYPE r [<!ENTITY a "aaaa">]><Response><Conference>&a;</Conference></Response>'
+    assert bxml.conference_verb(bomb) is None
