@@ -89,24 +89,22 @@ def serve(
     \b
       confcall serve --port 8080
     """
-    import logging
-
     from confcall.render import banner
 
     config = _config(config_path, **{"server.host": host, "server.port": port,
                                      "server.public_url": public_url})
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from rich.console import Console
 
     Console(stderr=True).print(banner(config))
     from aiohttp import web
 
+    from confcall import logs
     from confcall.app import create_app
 
     try:
-        web.run_app(create_app(config), host=config.server.host, port=config.server.port,
-                    print=None, access_log=None, shutdown_timeout=2.0)
+        with logs.to_stderr():
+            web.run_app(create_app(config), host=config.server.host, port=config.server.port,
+                        print=None, access_log=None, shutdown_timeout=2.0)
     except OSError as exc:
         fail(f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}")
     except ConfcallError as exc:
