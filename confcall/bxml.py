@@ -5,6 +5,7 @@ shape, and answering an inbound call is the hottest path there is."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from xml.sax.saxutils import escape, quoteattr
 
 CONTENT_TYPE = "application/xml"
@@ -22,6 +23,8 @@ def _document(*verbs: str) -> str:
     return f"{_DECLARATION}<Response>{''.join(verbs)}</Response>"
 
 
+# every call into a conference gets the same answer: build it once per conference
+@lru_cache(maxsize=64)
 def join_conference(
     name: str,
     event_url: str,

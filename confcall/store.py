@@ -163,6 +163,10 @@ class Store:
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self.db = connection
         self.path = path
+        # The active conferences without their members, read once and kept until a write
+        # changes a conference: every inbound call asks for them (see `joinable`). Sound
+        # because one process writes the database (the one serving).
+        self._active: list[Conference] | None = None
 
     @classmethod
     def open(cls, path: Path, *, create: bool = True, synchronous: str = "normal") -> Store:
@@ -226,6 +230,7 @@ class Store:
             yield
         except BaseException:
             self.db.execute("ROLLBACK")
+            self._active = None  # it may have been read from what was just undone
             raise
         self.db.execute("COMMIT")
 
@@ -294,12 +299,11 @@ class Store:
 
     def joinable(self, number: str) -> list[Conference]:
         """Active conferences `number` may join: invited to, or organizing. Without their
-        members, which joining does not depend on: this answers every inbound call."""
-        return self._conferences(
-            "status = 'active' AND (organizer = ? OR id IN "
-            "(SELECT conference_id FROM invitees WHERE number = ?))",
-            (number, number), with_members=False,
-        )
+        members, which joining does not depend on. This answers every inbound call, so it
+        reads from memory: there is at most one active conference per organizer."""
+        if self._active is None:
+            self._active = self._conferences("status = 'active'", (), with_members=False)
+        return [c for c in self._active if c.may_join(number)]
 
     def ended_conferences(self, limit: int) -> list[Conference]:
         return self._conferences("status = 'ended' ORDER BY ended_at DESC LIMIT ?", (limit,))
@@ -310,6 +314,9 @@ class Store:
         """Write what the state machine decided. Call inside `transaction()`."""
         db = self.db
         for effect in effects:
+            if isinstance(effect, (StartConference, BeginEnding, RecordBandwidthId,
+                                   FinishConference)):
+                self._active = None  # these change a row of conferences
             if isinstance(effect, StartConference):
                 c = effect.conference
                 db.execute(
