@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from confcall.conference import (
     ENDED,
@@ -32,6 +33,7 @@ from confcall.errors import StoreError
 
 TEXT, COMPLETE, RECAP = "text", "complete", "recap"
 PENDING, SENT, FAILED, DONE = "pending", "sent", "failed", "done"
+T = TypeVar("T")
 
 # Each entry moves the schema from version N to N+1; never edit a released entry, add one.
 MIGRATIONS: tuple[str, ...] = (
@@ -167,6 +169,7 @@ class Store:
         # changes a conference: every inbound call asks for them (see `joinable`). Sound
         # because one process writes the database (the one serving).
         self._active: list[Conference] | None = None
+        self._queued: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
 
     @classmethod
     def open(cls, path: Path, *, create: bool = True, synchronous: str = "normal") -> Store:
@@ -228,11 +231,55 @@ class Store:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # a failed COMMIT may leave it open
+                self.db.execute("ROLLBACK")
             self._active = None  # it may have been read from what was just undone
             raise
-        self.db.execute("COMMIT")
+
+    async def committed(self, work: Callable[[], T]) -> T:
+        """Run `work` (which writes, and does no I/O of its own) in a transaction, and
+        return what it returned once that transaction is committed.
+
+        The work queued in one turn of the event loop shares a transaction, each piece in
+        a savepoint of its own: a piece that raises is undone alone, and its caller gets
+        the exception. Under load a turn answers many webhooks, and one commit for all of
+        them costs little more than one for each (a commit writes every page it changed).
+        The transaction opens and commits within one callback, so no other code on the
+        loop ever reads what is not yet committed."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[T] = loop.create_future()
+        if not self._queued:
+            loop.call_soon(self._commit_queued)
+        self._queued.append((work, done))
+        return await done
+
+    def _commit_queued(self) -> None:
+        queued, self._queued = self._queued, []
+        outcomes: list[tuple[asyncio.Future[Any], BaseException | None, Any]] = []
+        try:
+            with self.transaction():
+                for work, done in queued:
+                    if done.cancelled():  # its caller is gone: it will be delivered again
+                        continue
+                    self.db.execute("SAVEPOINT work")
+                    try:
+                        outcomes.append((done, None, work()))
+                    except Exception as exc:
+                        self.db.execute("ROLLBACK TO work")
+                        outcomes.append((done, exc, None))
+                    self.db.execute("RELEASE work")
+        except sqlite3.Error as exc:  # BEGIN or COMMIT failed: nothing was written
+            outcomes = [(done, StoreError(f"could not commit: {exc}"), None)
+                        for _, done in queued]
+        for done, error, result in outcomes:
+            if done.cancelled():
+                continue
+            if error is None:
+                done.set_result(result)
+            else:
+                done.set_exception(error)
 
     # --- callbacks seen -------------------------------------------------------------
 

@@ -37,6 +37,7 @@ log = logging.getLogger("confcall.webhooks")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_BODY = 64 * 1024
 JSON_TYPES = ("application/json", "text/json", "application/octet-stream")
+OK = json.dumps({"ok": True}).encode()
 
 
 def new_conference_id() -> str:
@@ -68,28 +69,33 @@ def _show(request: web.Request, number: str) -> str:
 async def messaging(request: web.Request) -> web.Response:
     """POST /callbacks/messaging: inbound texts and the status of the texts we sent."""
     events = parse_messaging(await read_json(request))
-    store, rules, now = request.app[STORE], request.app[RULES], request.app[CLOCK]()
-    changed = False
-    with store.transaction():
-        for event in events:
-            if isinstance(event, Unused) or not store.claim(event.key, now):
-                continue
-            if isinstance(event, TextReceived):
-                store.record_inbound(event.message_id, event.sender, event.line, event.text, now)
-                organizer = event.sender in rules.organizers
-                active = store.active_conference(event.sender) if organizer else None
-                new_id = new_conference_id() if organizer else ""
-                effects = conference.on_text(rules, event, active, new_id, now)
-                outcome = (_outcome(effects) if event.line == rules.line
-                           else f"sent to {event.line}, not {rules.line}: stored, not answered")
-                log.info("text from %s: %s", _show(request, event.sender), outcome)
-                store.apply(effects, now, event.application_id)
-            elif isinstance(event, TextStatus):
-                store.apply(conference.on_text_status(event), now, None)
-            changed = True
-    if changed:
+    now = request.app[CLOCK]()
+    if await request.app[STORE].committed(lambda: _take_messaging(request, events, now)):
         request.app[OUTBOX].wake()
-    return web.json_response({"ok": True})
+    return web.Response(body=OK, content_type="application/json")
+
+
+def _take_messaging(request: web.Request, events: list[Event], now: float) -> bool:
+    """Store the callback's events and what they decide, each once; whether any was new."""
+    store, rules = request.app[STORE], request.app[RULES]
+    changed = False
+    for event in events:
+        if isinstance(event, Unused) or not store.claim(event.key, now):
+            continue
+        if isinstance(event, TextReceived):
+            store.record_inbound(event.message_id, event.sender, event.line, event.text, now)
+            organizer = event.sender in rules.organizers
+            active = store.active_conference(event.sender) if organizer else None
+            new_id = new_conference_id() if organizer else ""
+            effects = conference.on_text(rules, event, active, new_id, now)
+            outcome = (_outcome(effects) if event.line == rules.line
+                       else f"sent to {event.line}, not {rules.line}: stored, not answered")
+            log.info("text from %s: %s", _show(request, event.sender), outcome)
+            store.apply(effects, now, event.application_id)
+        elif isinstance(event, TextStatus):
+            store.apply(conference.on_text_status(event), now, None)
+        changed = True
+    return changed
 
 
 def _outcome(effects: list[conference.Effect]) -> str:
@@ -150,16 +156,21 @@ async def voice_event(request: web.Request) -> web.Response:
     if decide is None:  # unused, or an initiate posted to the wrong route
         return web.Response(status=204)
     store, now = request.app[STORE], request.app[CLOCK]()
-    with store.transaction():
-        if store.claim(event.key, now):
-            found = None
-            if isinstance(event, ConferenceEvent):  # our conference id is its tag and name
-                found = (store.conference(event.tag) if event.tag else None) or (
-                    store.conference(event.name))
-            effects = decide(found, event)
-            store.apply(effects, now, None)
-            if effects:
-                request.app[OUTBOX].wake()
+
+    def take() -> bool:
+        """Store the event and what it decides, once; whether there is anything to send."""
+        if not store.claim(event.key, now):
+            return False
+        found = None
+        if isinstance(event, ConferenceEvent):  # our conference id is its tag and name
+            found = (store.conference(event.tag) if event.tag else None) or (
+                store.conference(event.name))
+        effects = decide(found, event)
+        store.apply(effects, now, None)
+        return bool(effects)
+
+    if await store.committed(take):
+        request.app[OUTBOX].wake()
     return web.Response(status=204)
 
 

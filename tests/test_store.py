@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import stat
 from pathlib import Path
@@ -85,3 +86,71 @@ def test_joinable_follows_every_change_to_a_conference(tmp_path: Path) -> None:
     with store.transaction():
         store.apply(conference.end(active, "bye", 3.0), 3.0, None)
     assert store.joinable("+12015550123") == []
+
+
+async def test_work_queued_together_commits_together_and_fails_alone(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "c.db")
+    commits: list[str] = []
+    store.db.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+
+    def claim(key: str) -> bool:
+        return store.claim(key, 1.0)
+
+    def claim_then_fail() -> bool:
+        store.claim("undone", 1.0)
+        raise RuntimeError("crash halfway")
+
+    results = await asyncio.gather(
+        store.committed(lambda: claim("a")), store.committed(claim_then_fail),
+        store.committed(lambda: claim("b")), store.committed(lambda: claim("a")),
+        return_exceptions=True)
+
+    assert results[0] is True and results[2] is True
+    assert isinstance(results[1], RuntimeError)
+    assert results[3] is False  # the same key in the same transaction is still a replay
+    assert commits == ["COMMIT"]
+    assert {r[0] for r in store.db.execute("SELECT key FROM processed")} == {"a", "b"}
+    assert not store.db.in_transaction
+
+
+async def test_a_transaction_that_cannot_begin_fails_every_piece(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    store = Store.open(path)
+    other = sqlite3.connect(path, timeout=0)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    store.db.execute("PRAGMA busy_timeout = 0")
+
+    results = await asyncio.gather(*(store.committed(lambda k=k: store.claim(k, 1.0))
+                                     for k in "xyz"), return_exceptions=True)
+
+    assert all(isinstance(r, StoreError) and "locked" in str(r) for r in results)
+    other.rollback()
+    assert store.counts()["processed"] == 0
+    assert await store.committed(lambda: store.claim("x", 2.0)) is True  # usable again
+
+
+async def test_a_failed_commit_fails_every_piece_and_leaves_nothing(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "c.db")
+
+    def orphan() -> None:  # a check deferred to COMMIT, which then fails
+        store.db.execute("PRAGMA defer_foreign_keys = ON")
+        store.db.execute("INSERT INTO invitees VALUES ('no-such-conference', 0, '+1')")
+
+    results = await asyncio.gather(store.committed(lambda: store.claim("k", 1.0)),
+                                   store.committed(orphan), return_exceptions=True)
+
+    assert all(isinstance(r, StoreError) and "FOREIGN KEY" in str(r) for r in results)
+    assert not store.db.in_transaction  # rolled back, not left open
+    assert store.counts()["processed"] == 0
+    assert await store.committed(lambda: store.claim("k", 2.0)) is True
+
+
+async def test_work_whose_caller_is_gone_is_not_run(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "c.db")
+    gone = asyncio.ensure_future(store.committed(lambda: store.claim("gone", 1.0)))
+    await asyncio.sleep(0)  # queued
+    kept = asyncio.ensure_future(store.committed(lambda: store.claim("kept", 1.0)))
+    gone.cancel()
+    assert await kept is True
+    assert gone.cancelled()
+    assert {r[0] for r in store.db.execute("SELECT key FROM processed")} == {"kept"}
