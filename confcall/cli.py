@@ -96,6 +96,8 @@ def serve(
     from rich.console import Console
 
     Console(stderr=True).print(banner(config))
+    import gc
+
     from aiohttp import web
 
     from confcall import logs
@@ -103,7 +105,12 @@ def serve(
 
     try:
         with logs.to_stderr():
-            web.run_app(create_app(config), host=config.server.host, port=config.server.port,
+            served = create_app(config)
+            # What start-up made (modules, config, the app) lives as long as the process:
+            # take it out of the collector's sight, so that a full collection while serving
+            # scans only what serving made, and answers are not held up by scanning it
+            gc.freeze()
+            web.run_app(served, host=config.server.host, port=config.server.port,
                         print=None, access_log=None, shutdown_timeout=2.0)
     except OSError as exc:
         fail(f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}")
