@@ -268,6 +268,7 @@ class Store:
                         outcomes.append((done, None, work()))
                     except Exception as exc:
                         self.db.execute("ROLLBACK TO work")
+                        self._active = None  # it may have been read from what was undone
                         outcomes.append((done, exc, None))
                     self.db.execute("RELEASE work")
         except sqlite3.Error as exc:  # BEGIN or COMMIT failed: nothing was written

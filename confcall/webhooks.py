@@ -31,6 +31,7 @@ from confcall.events import (
     parse_voice,
 )
 from confcall.phone import for_log
+from confcall.store import Store
 
 log = logging.getLogger("confcall.webhooks")
 
@@ -139,7 +140,8 @@ async def initiate(request: web.Request) -> web.Response:
 
 
 # The conference and call events, routed by type to the state machine's decision for each.
-VOICE_DECISIONS: dict[type[Event], Callable[[Conference | None, Any], list[conference.Effect]]] = {
+VoiceDecision = Callable[[Conference | None, Any], list[conference.Effect]]
+VOICE_DECISIONS: dict[type[Event], VoiceDecision] = {
     ConferenceCreated: conference.on_conference_created,
     MemberJoined: conference.on_member_joined,
     MemberLeft: conference.on_member_left,
@@ -155,23 +157,24 @@ async def voice_event(request: web.Request) -> web.Response:
     decide = VOICE_DECISIONS.get(type(event))
     if decide is None:  # unused, or an initiate posted to the wrong route
         return web.Response(status=204)
-    store, now = request.app[STORE], request.app[CLOCK]()
-
-    def take() -> bool:
-        """Store the event and what it decides, once; whether there is anything to send."""
-        if not store.claim(event.key, now):
-            return False
-        found = None
-        if isinstance(event, ConferenceEvent):  # our conference id is its tag and name
-            found = (store.conference(event.tag) if event.tag else None) or (
-                store.conference(event.name))
-        effects = decide(found, event)
-        store.apply(effects, now, None)
-        return bool(effects)
-
-    if await store.committed(take):
+    now = request.app[CLOCK]()
+    store = request.app[STORE]
+    if await store.committed(lambda: _take_voice(store, event, decide, now)):
         request.app[OUTBOX].wake()
     return web.Response(status=204)
+
+
+def _take_voice(store: Store, event: Event, decide: VoiceDecision, now: float) -> bool:
+    """Store the event and what it decides, once; whether there is anything to send."""
+    if not store.claim(event.key, now):
+        return False
+    found = None
+    if isinstance(event, ConferenceEvent):  # our conference id is its tag and name
+        found = (store.conference(event.tag) if event.tag else None) or (
+            store.conference(event.name))
+    effects = decide(found, event)
+    store.apply(effects, now, None)
+    return bool(effects)
 
 
 async def healthz(request: web.Request) -> web.Response:
