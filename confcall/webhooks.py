@@ -31,7 +31,6 @@ from confcall.events import (
     parse_voice,
 )
 from confcall.phone import for_log
-from confcall.store import Store
 
 log = logging.getLogger("confcall.webhooks")
 
@@ -132,7 +131,10 @@ async def initiate(request: web.Request) -> web.Response:
         why = "not invited" if event.line == rules.line else f"a call to {event.line}"
         log.info("call %s from %s refused: %s", event.call_id, _show(request, event.caller), why)
         return _bxml(bxml.refuse())
-    log.info("call %s from %s joins %s", event.call_id, _show(request, event.caller), chosen.id)
+    # At INFO the join is logged once, when Bandwidth reports it; Bandwidth may deliver an
+    # initiate more than once, and a caller may hang up before the conference answers.
+    log.debug("call %s from %s: answered with %s", event.call_id,
+              _show(request, event.caller), chosen.id)
     return _bxml(bxml.join_conference(
         chosen.id, config.callback_url("/callbacks/voice/conference"), chosen.id,
         config.server.callback_auth,
@@ -158,14 +160,14 @@ async def voice_event(request: web.Request) -> web.Response:
     if decide is None:  # unused, or an initiate posted to the wrong route
         return web.Response(status=204)
     now = request.app[CLOCK]()
-    store = request.app[STORE]
-    if await store.committed(lambda: _take_voice(store, event, decide, now)):
+    if await request.app[STORE].committed(lambda: _take_voice(request, event, decide, now)):
         request.app[OUTBOX].wake()
     return web.Response(status=204)
 
 
-def _take_voice(store: Store, event: Event, decide: VoiceDecision, now: float) -> bool:
+def _take_voice(request: web.Request, event: Event, decide: VoiceDecision, now: float) -> bool:
     """Store the event and what it decides, once; whether there is anything to send."""
+    store = request.app[STORE]
     if not store.claim(event.key, now):
         return False
     found = None
@@ -174,6 +176,15 @@ def _take_voice(store: Store, event: Event, decide: VoiceDecision, now: float) -
             store.conference(event.name))
     effects = decide(found, event)
     store.apply(effects, now, None)
+    for effect in effects:
+        if isinstance(effect, conference.RecordJoin):
+            log.info("%s joined %s (call %s)", _show(request, effect.number),
+                     effect.conference_id, effect.call_id)
+        elif isinstance(effect, conference.RecordLeave) and effect.conference_id:
+            log.info("%s left %s (call %s)", _show(request, effect.number or "?"),
+                     effect.conference_id, effect.call_id)
+        elif isinstance(effect, conference.FinishConference):
+            log.info("%s ended", effect.conference_id)
     return bool(effects)
 
 

@@ -108,3 +108,27 @@ def test_banner_warns_when_exposed_without_credentials() -> None:
         **live, **{"server.host": "0.0.0.0", "server.callback_username": "u",
                    "server.callback_password": "p"})
     assert "sandbox" in shown()
+
+
+async def test_the_log_tells_each_join_leave_and_end_once(start_line: StartLine,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    line = await start_line()
+    (a,) = invitees(1)
+    await line.text(ORGANIZER, a)
+    name = line.active().id
+    for _ in range(2):  # Bandwidth may deliver the same callback twice
+        await line.call(a, "c-a")
+        await line.conference("conferenceCreated", name)
+        await line.join(name, a, "c-a", "2026-11-25T10:00:00.000Z")
+    await line.text(ORGANIZER, "bye")
+    for _ in range(2):
+        await line.leave(name, a, "c-a", "2026-11-25T10:05:00.000Z")
+        await line.conference("conferenceCompleted", name)
+    await line.settle()
+
+    logged = [r.getMessage() for r in caplog.records if r.name == "confcall.webhooks"]
+    voice = [m for m in logged if not m.startswith("text from")]
+    assert voice == [f"+1201***0110 joined {name} (call c-a)",
+                     f"+1201***0110 left {name} (call c-a)",
+                     f"{name} ended"]
