@@ -13,13 +13,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-UNIQUE = "@@UNIQUE@@"  # replaced by a fresh value in every request
+UNIQUE = "@@UNIQUE@@"  # replaced by a value no other request of any run has had
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ function setup(thread)
 end
 function request()
   counter = counter + 1
-  local body = template:gsub("%(marker)s", id .. "-" .. counter)
+  local body = template:gsub("%(marker)s", "%(run)s-" .. id .. "-" .. counter)
   return wrk.format(nil, nil, nil, body)
 end
 function done(summary, latency, requests)
@@ -65,7 +66,7 @@ end
 
 def _wrk(url: str, body: str, connections: int, seconds: float) -> LoadResult:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT % {"body": body, "marker": UNIQUE})
+        script.write(WRK_SCRIPT % {"body": body, "marker": UNIQUE, "run": uuid.uuid4().hex})
     try:
         out = subprocess.run(
             ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
@@ -81,6 +82,7 @@ def _wrk(url: str, body: str, connections: int, seconds: float) -> LoadResult:
 
 async def _builtin(url: str, body: str, connections: int, seconds: float) -> LoadResult:
     latencies: list[float] = []
+    run = uuid.uuid4().hex
     errors = 0
     counter = 0
     deadline = time.monotonic() + seconds
@@ -89,7 +91,7 @@ async def _builtin(url: str, body: str, connections: int, seconds: float) -> Loa
         nonlocal errors, counter
         while time.monotonic() < deadline:
             counter += 1
-            data = body.replace(UNIQUE, f"{worker_id}-{counter}")
+            data = body.replace(UNIQUE, f"{run}-{worker_id}-{counter}")
             began = time.perf_counter()
             try:
                 async with session.post(url, data=data,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -84,13 +85,16 @@ async def _webhooks(served: Served, seconds: float, warm_up: float) -> None:
                 ("inbound text (write path)", "/callbacks/messaging", write),
             ):
                 targets = (served.url + path, bare.url + path)
-                for url in targets:  # a server's first seconds are not its steady state
-                    await run_load(url, body, seconds=warm_up)
+                texts_before = stored_texts(served)
                 runs: tuple[list[LoadResult], list[LoadResult]] = ([], [])
+                for url, results in zip(targets, runs, strict=True):
+                    # a server's first seconds are not its steady state
+                    results.append(await run_load(url, body, seconds=warm_up))
                 for _ in range(RUNS):
                     for url, results in zip(targets, runs, strict=True):
                         results.append(await run_load(url, body, seconds=seconds))
-                ours, peer = runs
+                answered = sum(r.requests for r in runs[0])
+                ours, peer = runs[0][1:], runs[1][1:]
                 rps = statistics.median(r.rps for r in ours)
                 p99 = statistics.median(r.p99_ms for r in ours)
                 figure(f"{label} throughput", rps, "req/s",
@@ -100,11 +104,19 @@ async def _webhooks(served: Served, seconds: float, warm_up: float) -> None:
                 print(f"  runs (req/s, p99 ms): confcall "
                       f"{', '.join(f'{r.rps:.0f}/{r.p99_ms:.1f}' for r in ours)}; bare "
                       f"{', '.join(f'{r.rps:.0f}/{r.p99_ms:.1f}' for r in peer)}", flush=True)
+                if path == "/callbacks/messaging":  # each a new text, none a replay
+                    print(f"  texts stored: {stored_texts(served) - texts_before} for "
+                          f"{answered} requests answered", flush=True)
                 errors = sum(r.errors for r in ours)
                 if errors:
                     print(f"  ({errors} errors from confcall)", flush=True)
     finally:
         await served.stop()
+
+
+def stored_texts(served: Served) -> int:
+    with sqlite3.connect(served.workdir / "confcall.db") as db:
+        return int(db.execute("SELECT COUNT(*) FROM inbound").fetchone()[0])
 
 
 async def fan_out() -> None:
@@ -223,8 +235,6 @@ async def database_size(quick: bool) -> None:
                         await asyncio.sleep(0.05)
             finally:
                 await served.terminate()
-            import sqlite3
-
             path = Path(folder) / "confcall.db"
             with sqlite3.connect(path) as db:
                 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
