@@ -76,9 +76,10 @@ async def messaging(request: web.Request) -> web.Response:
 
 
 def _take_messaging(request: web.Request, events: list[Event], now: float) -> bool:
-    """Store the callback's events and what they decide, each once; whether any was new."""
+    """Store the callback's events and what they decide, each once; whether there is
+    anything to send."""
     store, rules = request.app[STORE], request.app[RULES]
-    changed = False
+    to_send = False
     for event in events:
         if isinstance(event, Unused) or not store.claim(event.key, now):
             continue
@@ -92,10 +93,10 @@ def _take_messaging(request: web.Request, events: list[Event], now: float) -> bo
                        else f"sent to {event.line}, not {rules.line}: stored, not answered")
             log.info("text from %s: %s", _show(request, event.sender), outcome)
             store.apply(effects, now, event.application_id)
+            to_send = to_send or bool(effects)
         elif isinstance(event, TextStatus):
             store.apply(conference.on_text_status(event), now, None)
-        changed = True
-    return changed
+    return to_send
 
 
 def _outcome(effects: list[conference.Effect]) -> str:
