@@ -228,7 +228,8 @@ def finish(conference: Conference, now: float) -> list[Effect]:
 
 
 def on_recap_due(conference: Conference | None, now: float) -> list[Effect]:
-    """60 s after the end text: if Bandwidth never said the conference completed, close it."""
+    """60 s after the end text, or once Bandwidth had nothing to complete: if Bandwidth
+    never said the conference completed, close it."""
     if conference is None or conference.status != ENDING:
         return []
     return finish(conference, now)

@@ -122,8 +122,14 @@ class Outbox:
                      ", ".join(for_log(n, self.config.mask_numbers) for n in row.recipients))
         elif row.kind == COMPLETE:
             note = await self._complete(row.conference_id or "")
+            now = self.clock()
             with self.store.transaction():
-                self.store.finish_row(row.id, DONE, self.clock(), error=note)
+                if note is not None:
+                    # nothing completed, so no conferenceCompleted will come: close it now,
+                    # as when the wait for one runs out, rather than a minute from now
+                    found = self.store.conference(row.conference_id or "")
+                    self.store.apply(conference.on_recap_due(found, now), now, None)
+                self.store.finish_row(row.id, DONE, now, error=note)
             log.info("conference %s: %s", row.conference_id, note or "completed on Bandwidth")
         elif row.kind == RECAP:
             now = self.clock()

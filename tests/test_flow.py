@@ -434,3 +434,21 @@ async def test_retry_delays_are_capped(start_line: StartLine) -> None:
     [a] = invitees(1)
     await line.text(ORGANIZER, a)
     await wait_for(lambda: len(line.fake.texts) == 2, timeout=8)
+
+
+async def test_recap_goes_at_once_when_everyone_had_hung_up(start_line: StartLine) -> None:
+    clock = Clock()  # never advanced: the recap must not wait for the minute to pass
+    line = await start_line(clock=clock)
+    a, b = invitees(2)
+    name = await start(line, [a, b])
+    await line.conference("conferenceCreated", name, "conf-6", T0)
+    await line.join(name, a, "c-a", at(0, 0), "conf-6")
+    await line.leave(name, a, "c-a", at(3, 0), "conf-6")
+    await line.conference("conferenceCompleted", name, "conf-6", at(3, 1))  # the last left
+
+    await line.text(ORGANIZER, "thanks")
+    [recap] = await wait_for(lambda: [t for t in line.fake.texts_to(ORGANIZER)
+                                      if "ended" in t["text"]])
+    assert f"Joined: {a} (3m 00s). Never joined: {b}." in recap["text"]
+    assert line.fake.completed == []
+    assert line.store.conference(name).status == ENDED
