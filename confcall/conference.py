@@ -248,7 +248,12 @@ def on_invite_failed(conference: Conference, numbers: tuple[str, ...], status: i
 def on_conference_created(conference: Conference | None, event: ConferenceCreated) -> list[Effect]:
     if conference is None:
         return []
-    return [RecordBandwidthId(conference.id, event.bandwidth_id)]
+    effects: list[Effect] = [RecordBandwidthId(conference.id, event.bandwidth_id)]
+    if conference.status == ENDED:
+        # a call answered just before the end text reached Bandwidth after it: end what it
+        # started, or the caller waits alone in a conference nobody will join
+        effects.append(QueueCompletion(conference.id))
+    return effects
 
 
 def on_member_joined(conference: Conference | None, event: MemberJoined) -> list[Effect]:

@@ -99,6 +99,7 @@ def test_forward_is_split_into_groups_of_ten() -> None:
 @pytest.mark.parametrize(("state", "expected"), [
     (None, []),
     (conf(), [RecordBandwidthId("confcall-1", "conf-9")]),
+    (conf(ENDED), [RecordBandwidthId("confcall-1", "conf-9"), QueueCompletion("confcall-1")]),
 ])
 def test_conference_created(state: Conference | None, expected: list[object]) -> None:
     assert cc.on_conference_created(state, created()) == expected

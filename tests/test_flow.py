@@ -452,3 +452,17 @@ async def test_recap_goes_at_once_when_everyone_had_hung_up(start_line: StartLin
     assert f"Joined: {a} (3m 00s). Never joined: {b}." in recap["text"]
     assert line.fake.completed == []
     assert line.store.conference(name).status == ENDED
+
+
+async def test_a_call_that_reaches_bandwidth_after_the_end_is_dropped(line: Line) -> None:
+    a, b = invitees(2)
+    name = await start(line, [a, b])
+    assert "<Conference" in await line.call(a, "c-a")  # answered while the call was on
+    await line.text(ORGANIZER, "never mind")  # Bandwidth has not created it yet
+    await wait_for(lambda: any("Nobody joined" in t["text"] for t in line.fake.texts))
+
+    await line.conference("conferenceCreated", name, "conf-late", T0)
+    await wait_for(lambda: line.fake.completed == ["conf-late"])
+    await line.join(name, a, "c-a", at(0, 0), "conf-late")
+    await line.settle()
+    assert line.store.conference(name).members == ()  # not a member of the ended call
