@@ -123,14 +123,18 @@ class Outbox:
         elif row.kind == COMPLETE:
             note = await self._complete(row.conference_id or "")
             now = self.clock()
+            closed: list[conference.Effect] = []
             with self.store.transaction():
                 if note is not None:
                     # nothing completed, so no conferenceCompleted will come: close it now,
                     # as when the wait for one runs out, rather than a minute from now
                     found = self.store.conference(row.conference_id or "")
-                    self.store.apply(conference.on_recap_due(found, now), now, None)
+                    closed = conference.on_recap_due(found, now)
+                    self.store.apply(closed, now, None)
                 self.store.finish_row(row.id, DONE, now, error=note)
             log.info("conference %s: %s", row.conference_id, note or "completed on Bandwidth")
+            if closed:
+                log.info("%s ended", row.conference_id)
         elif row.kind == RECAP:
             now = self.clock()
             with self.store.transaction():

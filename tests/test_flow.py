@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
+import pytest
 from conftest import (
     APPLICATION_ID,
     LINE,
@@ -436,7 +438,9 @@ async def test_retry_delays_are_capped(start_line: StartLine) -> None:
     await wait_for(lambda: len(line.fake.texts) == 2, timeout=8)
 
 
-async def test_recap_goes_at_once_when_everyone_had_hung_up(start_line: StartLine) -> None:
+async def test_recap_goes_at_once_when_everyone_had_hung_up(
+        start_line: StartLine, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     clock = Clock()  # never advanced: the recap must not wait for the minute to pass
     line = await start_line(clock=clock)
     a, b = invitees(2)
@@ -452,6 +456,7 @@ async def test_recap_goes_at_once_when_everyone_had_hung_up(start_line: StartLin
     assert f"Joined: {a} (3m 00s). Never joined: {b}." in recap["text"]
     assert line.fake.completed == []
     assert line.store.conference(name).status == ENDED
+    assert f"{name} ended" in [r.getMessage() for r in caplog.records]
 
 
 async def test_a_call_that_reaches_bandwidth_after_the_end_is_dropped(line: Line) -> None:
