@@ -143,7 +143,7 @@ class Outbox:
                 self.store.apply(effects, now, None)
                 self.store.finish_row(row.id, DONE, now)
             if effects:
-                log.info("conference %s: no conferenceCompleted in time; recap sent anyway",
+                log.info("%s ended: Bandwidth said nothing of its end in time",
                          row.conference_id)
 
     async def _complete(self, conference_id: str) -> str | None:

@@ -219,8 +219,9 @@ async def test_forward_is_split_by_the_group_limit(start_line: StartLine) -> Non
 
 
 async def test_recap_goes_after_60_seconds_without_conference_completed(
-    start_line: StartLine,
+    start_line: StartLine, caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO)
     clock = Clock()
     line = await start_line(clock=clock)
     a, b = invitees(2)
@@ -240,6 +241,8 @@ async def test_recap_goes_after_60_seconds_without_conference_completed(
     conference = line.store.conference(name)
     assert conference.status == ENDED
     assert all(m.left_at is not None for m in conference.members)
+    assert f"{name} ended: Bandwidth said nothing of its end in time" in [
+        r.getMessage() for r in caplog.records]
 
 
 async def test_status_callbacks_update_the_text_they_belong_to(line: Line, examples: Any) -> None:
