@@ -21,7 +21,7 @@ __all__ = ["create_app"]
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    store = Store.open(config.store_path, synchronous=config.synchronous)
+    store = Store.open(config.store_path, synchronous=config.synchronous, writer=True)
     app[STORE] = store
     yield
     store.close()

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from confcall.conference import (
     ENDED,
@@ -159,12 +159,33 @@ def _not_in(ids: Sequence[int]) -> str:
     return f" AND id NOT IN ({','.join('?' * len(ids))})" if ids else ""
 
 
+def _lock_writer(path: Path) -> IO[bytes] | None:
+    """Hold the lock that makes this process the one that writes the database at `path`,
+    or StoreError: a second server on the same database would send every text twice, and
+    the store keeps what it has read (the active conferences) between its own writes. The
+    kernel lets go of the lock when the process ends, however it ends."""
+    try:
+        import fcntl
+    except ImportError:  # no flock on this system (Windows): run without the guard
+        return None
+    lock = os.fdopen(os.open(f"{path}.lock", os.O_CREAT | os.O_RDWR, 0o600), "r+b")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        raise StoreError(f"another confcall serve is using {path}: stop it first, or give "
+                         "this one a database of its own (store.path)") from None
+    return lock
+
+
 class Store:
     """One SQLite database. Writes happen inside `transaction()`; reads may happen anywhere."""
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path,
+                 writer_lock: IO[bytes] | None = None) -> None:
         self.db = connection
         self.path = path
+        self._writer_lock = writer_lock
         # The active conferences without their members, read once and kept until a write
         # changes a conference: every inbound call asks for them (see `joinable`). Sound
         # because one process writes the database (the one serving).
@@ -172,8 +193,10 @@ class Store:
         self._queued: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
 
     @classmethod
-    def open(cls, path: Path, *, create: bool = True, synchronous: str = "normal") -> Store:
-        """Open (and, with `create`, make and migrate) the database at `path`.
+    def open(cls, path: Path, *, create: bool = True, synchronous: str = "normal",
+             writer: bool = False) -> Store:
+        """Open (and, with `create`, make and migrate) the database at `path`. With
+        `writer`, as the one process that writes it (see `_lock_writer`).
 
         In WAL mode, synchronous=normal makes every commit durable against a crash of the
         process (the WAL is written before COMMIT returns) and fsyncs at checkpoints;
@@ -184,6 +207,8 @@ class Store:
             raise StoreError(f"no database at {path}: has `confcall serve` run here yet?")
         if not exists:
             path.parent.mkdir(parents=True, exist_ok=True)
+        writer_lock = _lock_writer(path) if writer else None
+        if not exists:
             # Created private: it holds phone numbers and message texts.
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         try:
@@ -195,23 +220,29 @@ class Store:
                 connection.execute("PRAGMA journal_mode = WAL")
                 level = "FULL" if synchronous == "full" else "NORMAL"
                 connection.execute(f"PRAGMA synchronous = {level}")
-            store = cls(connection, path)
+            store = cls(connection, path, writer_lock)
             version = store.version()
         except sqlite3.DatabaseError as exc:
+            if writer_lock is not None:
+                writer_lock.close()
             raise StoreError(f"{path} is not a confcall database: {exc}") from None
         if version > SCHEMA_VERSION:
+            store.close()
             raise StoreError(
                 f"{path} was written by a newer confcall (schema {version}, "
                 f"this one knows {SCHEMA_VERSION}); upgrade confcall"
             )
         if version < SCHEMA_VERSION:
             if not create:
+                store.close()
                 raise StoreError(f"{path} is from an older confcall: run `confcall serve` once")
             store.migrate()
         return store
 
     def close(self) -> None:
         self.db.close()
+        if self._writer_lock is not None:
+            self._writer_lock.close()
 
     def version(self) -> int:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import aiohttp
 import chaos
+import pytest
 from conftest import ORGANIZER, inbound_text, invitees, wait_for
 from fake_bandwidth import FakeBandwidth
 from served import Served
@@ -65,3 +66,18 @@ async def test_the_next_start_resumes_the_outbox(fake: FakeBandwidth, tmp_path: 
         await wait_for(lambda: len(fake.texts) == 3, timeout=10)
     finally:
         await served.stop()
+
+
+async def test_a_second_server_on_the_same_database_is_refused(fake: FakeBandwidth,
+                                                               tmp_path: Path) -> None:
+    first = Served(tmp_path, fake, [ORGANIZER])
+    await first.start()
+    second = Served(tmp_path, fake, [ORGANIZER])  # another port, the same database
+    with pytest.raises(RuntimeError, match="exited 1"):
+        await second.start()
+    log = (tmp_path / "serve.log").read_text()
+    assert f"another confcall serve is using {tmp_path / 'confcall.db'}" in log
+    assert "Traceback" not in log
+    await first.kill()  # a crash lets go of the database: the next server starts
+    await second.start()
+    await second.stop()
