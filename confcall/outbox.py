@@ -123,14 +123,10 @@ class Outbox:
         elif row.kind == COMPLETE:
             note = await self._complete(row.conference_id or "")
             now = self.clock()
-            closed: list[conference.Effect] = []
             with self.store.transaction():
-                if note is not None:
-                    # nothing completed, so no conferenceCompleted will come: close it now,
-                    # as when the wait for one runs out, rather than a minute from now
-                    found = self.store.conference(row.conference_id or "")
-                    closed = conference.on_recap_due(found, now)
-                    self.store.apply(closed, now, None)
+                # nothing completed, so no conferenceCompleted will come: close it now, as
+                # when the wait for one runs out, rather than a minute from now
+                closed = note is not None and self._close_if_ending(row, now)
                 self.store.finish_row(row.id, DONE, now, error=note)
             log.info("conference %s: %s", row.conference_id, note or "completed on Bandwidth")
             if closed:
@@ -138,13 +134,19 @@ class Outbox:
         elif row.kind == RECAP:
             now = self.clock()
             with self.store.transaction():
-                found = self.store.conference(row.conference_id or "")
-                effects = conference.on_recap_due(found, now)
-                self.store.apply(effects, now, None)
+                closed = self._close_if_ending(row, now)
                 self.store.finish_row(row.id, DONE, now)
-            if effects:
+            if closed:
                 log.info("%s ended: Bandwidth said nothing of its end in time",
                          row.conference_id)
+
+    def _close_if_ending(self, row: OutboxRow, now: float) -> bool:
+        """Close the row's conference, recap and all, if it is still ending; whether it was.
+        For when Bandwidth will not say, or did not say in time, that it completed. Call
+        inside a transaction."""
+        effects = conference.on_recap_due(self.store.conference(row.conference_id or ""), now)
+        self.store.apply(effects, now, None)
+        return bool(effects)
 
     async def _complete(self, conference_id: str) -> str | None:
         """Complete the conference on Bandwidth; a note when there was nothing to complete."""
