@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -9,7 +10,16 @@ import aiohttp
 from aiohttp import web
 
 from confcall import webhooks
-from confcall.appkeys import CLIENT, CLOCK, CONFIG, OUTBOX, RULES, SESSION, STORE
+from confcall.appkeys import (
+    CLIENT,
+    CLOCK,
+    CONFIG,
+    OUTBOX,
+    RANDOM,
+    RULES,
+    SESSION,
+    STORE,
+)
 from confcall.bandwidth import BandwidthClient
 from confcall.conference import Rules
 from confcall.config import Config
@@ -17,6 +27,8 @@ from confcall.outbox import Outbox
 from confcall.store import Store
 
 __all__ = ["create_app"]
+
+DRAIN_GRACE = 2.0  # seconds the sends under way get to finish when the server stops
 
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
@@ -34,15 +46,24 @@ async def _outbox(app: web.Application) -> AsyncIterator[None]:
     ) as session:
         app[SESSION] = session
         app[CLIENT] = BandwidthClient(session, config.bandwidth, config.request_timeout)
-        outbox = Outbox(app[STORE], app[CLIENT], config, app[CLOCK])
+        outbox = Outbox(app[STORE], app[CLIENT], config, app[CLOCK], app[RANDOM])
         app[OUTBOX] = outbox
         outbox.start()
+
+        async def drain(app: web.Application) -> None:
+            # on shutdown, while the requests under way finish: SIGTERM waits for both at
+            # once, not one after the other
+            outbox.begin_closing(grace=DRAIN_GRACE)
+
+        app.on_shutdown.append(drain)
         yield
-        await outbox.close()
+        await outbox.close(grace=DRAIN_GRACE)
 
 
-def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> web.Application:
-    """The confcall web application for `config`; `clock` is injectable for tests."""
+def create_app(config: Config, *, clock: Callable[[], float] = time.time,
+               rng: random.Random | None = None) -> web.Application:
+    """The confcall web application for `config`; `clock` and `rng` (the outbox's retry
+    jitter) are injectable for tests."""
     middlewares = [webhooks.errors, webhooks.callback_auth]
     if config.sandbox:
         from confcall import sandbox
@@ -51,6 +72,7 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> web
     app = web.Application(client_max_size=webhooks.MAX_BODY, middlewares=middlewares)
     app[CONFIG] = config
     app[CLOCK] = clock
+    app[RANDOM] = rng or random.Random()
     app[RULES] = Rules(
         line=config.bandwidth.phone_number,
         organizers=frozenset(config.organizers),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -24,3 +25,4 @@ SESSION: web.AppKey[ClientSession] = web.AppKey("session")
 CLIENT: web.AppKey[BandwidthClient] = web.AppKey("client")
 OUTBOX: web.AppKey[Outbox] = web.AppKey("outbox")
 SANDBOX: web.AppKey[Sandbox] = web.AppKey("sandbox")
+RANDOM: web.AppKey[random.Random] = web.AppKey("random")

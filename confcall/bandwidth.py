@@ -39,8 +39,17 @@ class BandwidthConference:
     completed: str | None
 
 
+# A request that never left this machine cannot have been acted on; any other failure to
+# hear the answer may follow an acceptance.
+_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
 class BandwidthClient:
-    """Bandwidth's Messaging v2, Voice v2 and account APIs; base URLs come from config."""
+    """Bandwidth's Messaging v2, Voice v2 and account APIs; base URLs come from config.
+
+    Only Bandwidth's own success counts: redirects are not followed (a redirected POST
+    becomes a GET whose answer proves nothing), and a success must carry Bandwidth's
+    shape; anything else is a BandwidthError with the answer in it."""
 
     def __init__(self, session: aiohttp.ClientSession, config: BandwidthConfig,
                  timeout: float = 10.0) -> None:
@@ -54,16 +63,19 @@ class BandwidthClient:
         try:
             async with self.session.request(
                 method, url, json=json_body, params=params, headers=self.headers,
-                timeout=self.timeout,
+                timeout=self.timeout, allow_redirects=False,
             ) as response:
                 body = await response.text(errors="replace")
-                if response.status >= 400:
+                if response.status >= 300:
+                    if response.status < 400:
+                        body = f"redirected to {response.headers.get('Location', '?')}"
                     raise BandwidthError(response.status, body,
                                          _retry_after(response.headers.get("Retry-After")))
                 return response.status, body
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             reason = type(exc).__name__ if isinstance(exc, asyncio.TimeoutError) else str(exc)
-            raise BandwidthUnavailable(f"{method} {url}: {reason or type(exc).__name__}") from None
+            raise BandwidthUnavailable(f"{method} {url}: {reason or type(exc).__name__}",
+                                       maybe_accepted=not isinstance(exc, _NOT_SENT)) from None
 
     async def send_message(self, *, application_id: str, to: list[str], text: str,
                            tag: str) -> str:
@@ -71,28 +83,33 @@ class BandwidthClient:
         url = f"{self.config.messaging_api_url}/users/{self.config.account_id}/messages"
         body = {"applicationId": application_id, "to": to,
                 "from": self.config.phone_number, "text": text, "tag": tag}
-        _, answer = await self._request("POST", url, json_body=body)
+        status, answer = await self._request("POST", url, json_body=body)
         try:
-            message_id = json.loads(answer)["id"]
-        except (ValueError, KeyError, TypeError):
-            return ""
-        return str(message_id)
+            message = json.loads(answer)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict) or not isinstance(message.get("id"), str) or (
+                not message["id"].strip()):
+            raise BandwidthError(status, answer[:1000], malformed=True)
+        return str(message["id"])
 
     async def complete_conference(self, conference_id: str) -> None:
         """End a conference: every member's call goes on to the verbs after <Conference>."""
         url = (f"{self.config.voice_api_url}/accounts/{self.config.account_id}"
                f"/conferences/{conference_id}")
-        await self._request("POST", url, json_body={"status": "completed"})
+        status, answer = await self._request("POST", url, json_body={"status": "completed"})
+        if status != 204 and answer.strip():  # Bandwidth answers 204 No Content
+            raise BandwidthError(status, answer[:1000], malformed=True)
 
     async def find_conferences(self, name: str) -> list[BandwidthConference]:
         url = f"{self.config.voice_api_url}/accounts/{self.config.account_id}/conferences"
-        _, answer = await self._request("GET", url, params={"name": name})
+        status, answer = await self._request("GET", url, params={"name": name})
         try:
             items = json.loads(answer)
         except ValueError:
-            raise BandwidthError(200, "listConferences answered with something not JSON") from None
+            items = None
         if not isinstance(items, list):
-            return []
+            raise BandwidthError(status, answer[:1000], malformed=True)
         return [
             BandwidthConference(str(item.get("id")), str(item.get("name")),
                                 item.get("createdTime"), item.get("completedTime"))

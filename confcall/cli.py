@@ -314,22 +314,29 @@ def status(
 
     config = _config(config_path)
     store = _open_store(config)
+
+    def read() -> Any:
+        try:
+            return report.status(store, time.time())
+        except ConfcallError as exc:
+            fail(str(exc))
+
     if as_json:
-        _print_json(report.status(store, time.time()))
+        _print_json(read())
         return
     from confcall.render import status_view
 
     if not watch:
-        _stdout().print(status_view(report.status(store, time.time())))
+        _stdout().print(status_view(read()))
         return
     from rich.live import Live
 
     try:
-        with Live(status_view(report.status(store, time.time())), console=_stdout(),
+        with Live(status_view(read()), console=_stdout(),
                   refresh_per_second=4, screen=False) as live:
             while True:
                 time.sleep(1)
-                live.update(status_view(report.status(store, time.time())))
+                live.update(status_view(read()))
     except KeyboardInterrupt:
         pass
 
@@ -354,7 +361,10 @@ def history(
     from confcall import report
 
     config = _config(config_path)
-    reports = report.history(_open_store(config), limit, time.time())
+    try:
+        reports = report.history(_open_store(config), limit, time.time())
+    except ConfcallError as exc:
+        fail(str(exc))
     if as_json:
         _print_json(reports)
         return

@@ -245,6 +245,17 @@ def on_invite_failed(conference: Conference, numbers: tuple[str, ...], status: i
     )]
 
 
+def on_completion_failed(conference: Conference, detail: str) -> list[Effect]:
+    """Bandwidth refused for good to end the call: the callers stay on it until they hang
+    up. Tell the organizer, once."""
+    return [QueueText(
+        (conference.organizer,),
+        f"The call could not be ended on Bandwidth: {detail}"[:TEXT_LIMIT],
+        "notice",
+        conference.id,
+    )]
+
+
 def on_conference_created(conference: Conference | None, event: ConferenceCreated) -> list[Effect]:
     if conference is None:
         return []

@@ -1,4 +1,5 @@
-"""The outbox worker: sends due rows (texts, conference completions, recap timers) to Bandwidth."""
+"""The outbox worker: leases due rows (texts, conference completions, recap timers), sends
+them to Bandwidth, and settles each with what Bandwidth answered."""
 
 from __future__ import annotations
 
@@ -7,46 +8,88 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from confcall import conference
 from confcall.bandwidth import BandwidthClient
 from confcall.config import Config
-from confcall.errors import BandwidthError, BandwidthUnavailable
+from confcall.errors import BandwidthError, BandwidthUnavailable, StoreUnavailable
 from confcall.phone import for_log
-from confcall.store import COMPLETE, DONE, FAILED, RECAP, SENT, TEXT, OutboxRow, Store
+from confcall.store import (
+    COMPLETE,
+    DONE,
+    FAILED,
+    LOCK_WAIT,
+    RECAP,
+    SENT,
+    TEXT,
+    OutboxRow,
+    Store,
+)
 
 log = logging.getLogger("confcall.outbox")
 
 FIRST_RETRY = 1.0  # seconds; doubles with each attempt up to config.max_retry_delay
 IDLE_POLL = 1.0
 PRUNE_EVERY = 3600.0
+REPLAY_DAYS = 2  # Bandwidth redelivers a messaging callback for 24 h: keep identities longer
+STORAGE_RETRY = (0.5, 30.0)  # first and longest pause while the database cannot be written
 
 
-def backoff(attempts: int, cap: float, retry_after: float | None = None) -> float:
+def backoff(attempts: int, cap: float, retry_after: float | None = None,
+            rng: random.Random | None = None) -> float:
     """Seconds before the next try: Bandwidth's Retry-After when it gave one, else
     exponential with jitter, so that a crowd of rows does not retry in step."""
     if retry_after is not None:
         return min(cap, retry_after)
     ceiling = min(cap, FIRST_RETRY * 2 ** min(attempts, 30))
-    return random.uniform(ceiling / 2, ceiling)
+    return (rng or random).uniform(ceiling / 2, ceiling)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What became of one attempt at a row, to be written: sent, done, failed, or retry at
+    `due_at`. Kept in memory until written, so a send Bandwidth accepted is never sent
+    again because the database could not record it."""
+
+    row: OutboxRow
+    status: str  # SENT, DONE, FAILED, or "retry"
+    detail: str | None = None  # Bandwidth's answer for a failure; a note for a done row
+    message_id: str | None = None
+    due_at: float = 0.0
+    doubtful: bool = False  # Bandwidth may have acted on an attempt we could not read
+    close_if_ending: bool = False  # nothing is left on Bandwidth: close the conference now
+    code: int = 0  # the status Bandwidth refused a failed row with
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == SENT
 
 
 class Outbox:
-    """Sends what the webhooks committed. A row is marked sent only after Bandwidth accepted
-    it, so a crash before that resends it: at least once, never lost."""
+    """Sends what the webhooks committed. Nothing is sent that was not leased by a write
+    that succeeded, and a row is marked sent only after Bandwidth accepted it: at least
+    once, never lost, and never sent again because the database was failing."""
 
     def __init__(self, store: Store, client: BandwidthClient, config: Config,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 rng: random.Random | None = None) -> None:
         self.store = store
         self.client = client
         self.config = config
         self.clock = clock
+        self.rng = rng or random.Random()
+        self.lease_seconds = 2 * config.request_timeout + 30
         self._wake = asyncio.Event()
-        self._slots = asyncio.Semaphore(config.outbox_concurrency)
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._settled: dict[int, Settled] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._last_prune = 0.0
+        self._storage_pause = 0.0
+        self._problem: str | None = None  # why the outbox is not moving, logged once
+        self._stalled_since: float | None = None
+        self._closing: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """New rows were committed: look now rather than at the next poll."""
@@ -55,60 +98,140 @@ class Outbox:
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._run(), name="confcall-outbox")
 
-    async def close(self, grace: float = 2.0) -> None:
-        """Stop taking rows; give the sends under way `grace` seconds to finish."""
+    def problem(self) -> str | None:
+        """Why the outbox is not moving, for /healthz: it stopped, or it has been unable to
+        write the database for longer than its longest pause."""
+        if self._loop_task is None or self._loop_task.done():
+            return "the outbox is not running"
+        if (self._stalled_since is not None
+                and time.monotonic() - self._stalled_since > STORAGE_RETRY[1]):
+            return f"the outbox has been stalled for {time.monotonic() - self._stalled_since:.0f} s"
+        return None
+
+    async def stop(self) -> None:
+        """Stop taking rows (the sends under way go on)."""
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
-        pending = list(self._in_flight.values())
+
+    def begin_closing(self, grace: float = 2.0) -> None:
+        """Start `close` without waiting for it."""
+        if self._closing is None:
+            self._closing = asyncio.create_task(self._close(grace), name="confcall-outbox-close")
+
+    async def close(self, grace: float = 2.0) -> None:
+        """Stop taking rows; give the sends under way `grace` seconds to finish, then write
+        what became of them. What cannot be written is logged row by row: Bandwidth may
+        have it, and the next start sends it again."""
+        self.begin_closing(grace)
+        assert self._closing is not None
+        await self._closing
+
+    async def _close(self, grace: float) -> None:
+        await self.stop()
+        pending = list(self._in_flight.items())
         if pending:
-            _, late = await asyncio.wait(pending, timeout=grace)
-            for task in late:
-                task.cancel()
+            _, late = await asyncio.wait([task for _, task in pending], timeout=grace)
+            for row_id, task in pending:
+                if task in late:
+                    task.cancel()
+                    log.warning("outbox row %d was being sent when confcall stopped: if "
+                                "Bandwidth took it, the next start sends it again", row_id)
             await asyncio.gather(*late, return_exceptions=True)
+        if not self._settled:
+            return
+        settled = list(self._settled.values())
+        try:
+            await asyncio.wait_for(self._write(settled), LOCK_WAIT + 0.5)
+        except (StoreUnavailable, asyncio.TimeoutError) as exc:
+            for item in settled:
+                if item.accepted or item.doubtful:
+                    log.error("outbox row %d: Bandwidth took it, but the database could not "
+                              "record that (%s): the next start sends it again",
+                              item.row.id, exc or "timed out")
 
     async def _run(self) -> None:
         while True:
             try:
                 await self._tick()
-            except Exception:  # e.g. the database locked for too long: the rows keep
-                log.exception("outbox: unexpected error; trying again in %.0f s", IDLE_POLL)
-                await asyncio.sleep(IDLE_POLL)
+            except StoreUnavailable as exc:  # pause; the rows wait in the database
+                self._stalled(str(exc))
+                await self._sleep(self._storage_pause)
+            except Exception as exc:  # a bug must not stop the outbox: the rows keep
+                self._stalled(f"unexpected error: {exc!r}", exc)
+                await self._sleep(IDLE_POLL)
+            else:
+                self._moving()
+
+    def _stalled(self, reason: str, exc: BaseException | None = None) -> None:
+        self._storage_pause = min(STORAGE_RETRY[1],
+                                  max(STORAGE_RETRY[0], self._storage_pause * 2))
+        if self._stalled_since is None:
+            self._stalled_since = time.monotonic()
+        if reason != self._problem:  # once per state, not once per attempt
+            log.warning("outbox paused: %s; trying again with backoff", reason, exc_info=exc)
+            self._problem = reason
+
+    def _moving(self) -> None:
+        if self._problem is not None:
+            log.info("outbox moving again")
+        self._problem = None
+        self._stalled_since = None
+        self._storage_pause = 0.0
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
 
     async def _tick(self) -> None:
-        """Start sending what is due, then wait until more is due or new rows arrive."""
+        """Write what the finished sends found, lease what is due and start sending it, then
+        wait until more is due or something arrives."""
         now = self.clock()
         if now - self._last_prune > PRUNE_EVERY:
+            days = max(self.config.retain_days, REPLAY_DAYS)
+            pruned = await self.store.committed(lambda: self.store.prune(now - days * 86400))
             self._last_prune = now
-            pruned = self.store.prune(now - self.config.retain_days * 86400)
             if pruned:
                 log.info("pruned %d processed-callback records", pruned)
         self._wake.clear()
-        for row in self.store.due(now, self.config.outbox_concurrency * 2,
-                                  list(self._in_flight)):
-            await self._slots.acquire()
-            task = asyncio.create_task(self._send(row), name=f"confcall-outbox-{row.id}")
-            self._in_flight[row.id] = task
-        next_due = self.store.next_due(list(self._in_flight))
-        wait = IDLE_POLL if next_due is None else min(IDLE_POLL, next_due - self.clock())
-        if wait > 0:
+        if self._settled:
+            settled = list(self._settled.values())
+            await self._write(settled)
+        busy = [*self._in_flight, *self._settled]
+        free = self.config.outbox_concurrency - len(self._in_flight)
+        if free > 0:
+            until = now + self.lease_seconds
+            for row in await self.store.committed(
+                    lambda: self.store.lease(now, free, until, busy)):
+                self._in_flight[row.id] = asyncio.create_task(
+                    self._send(row), name=f"confcall-outbox-{row.id}")
+        wait = IDLE_POLL  # every slot busy: a send that finishes wakes the loop
+        if len(self._in_flight) < self.config.outbox_concurrency:
+            next_due = self.store.next_due(now, [*self._in_flight, *self._settled])
+            if next_due is not None:
+                wait = min(IDLE_POLL, next_due - self.clock())
+        if wait <= 0 or self._wake.is_set():
+            await asyncio.sleep(0)  # let the sends and webhooks run between ticks
+        else:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 
     async def _send(self, row: OutboxRow) -> None:
         try:
-            await self._attempt(row)
+            settled = await self._attempt(row)
         except (BandwidthError, BandwidthUnavailable) as exc:
-            self._failed_attempt(row, exc)
-        except Exception as exc:  # a bug must not stop the outbox: keep the row, retry later
+            settled = self._after_failure(row, exc)
+        except Exception as exc:  # a bug must not lose the row: try it again later
             log.exception("outbox row %d: unexpected error", row.id)
-            self._retry(row, f"internal error: {type(exc).__name__}", None)
+            settled = Settled(row, "retry", f"internal error: {type(exc).__name__}",
+                              due_at=self.clock() + self._delay(row, None), doubtful=True)
         finally:
             self._in_flight.pop(row.id, None)
-            self._slots.release()
-            self._wake.set()
+        self._settled[row.id] = settled
+        self._wake.set()
 
-    async def _attempt(self, row: OutboxRow) -> None:
+    async def _attempt(self, row: OutboxRow) -> Settled:
         if row.kind == TEXT:
             application_id = (self.config.bandwidth.messaging_application_id
                               or row.application_id or "")
@@ -116,40 +239,17 @@ class Outbox:
                 application_id=application_id, to=list(row.recipients), text=row.body or "",
                 tag=str(row.id),
             )
-            with self.store.transaction():
-                self.store.finish_row(row.id, SENT, self.clock(), message_id=message_id)
-            log.info("text %d (%s) sent to %s", row.id, row.purpose,
-                     ", ".join(for_log(n, self.config.mask_numbers) for n in row.recipients))
-        elif row.kind == COMPLETE:
-            note = await self._complete(row.conference_id or "")
-            now = self.clock()
-            with self.store.transaction():
-                # nothing completed, so no conferenceCompleted will come: close it now, as
-                # when the wait for one runs out, rather than a minute from now
-                closed = note is not None and self._close_if_ending(row, now)
-                self.store.finish_row(row.id, DONE, now, error=note)
-            log.info("conference %s: %s", row.conference_id, note or "completed on Bandwidth")
-            if closed:
-                log.info("%s ended", row.conference_id)
-        elif row.kind == RECAP:
-            now = self.clock()
-            with self.store.transaction():
-                closed = self._close_if_ending(row, now)
-                self.store.finish_row(row.id, DONE, now)
-            if closed:
-                log.info("%s ended: Bandwidth said nothing of its end in time",
-                         row.conference_id)
+            return Settled(row, SENT, message_id=message_id)
+        if row.kind == COMPLETE:
+            note = await self._complete(row)
+            # nothing completed, so no conferenceCompleted will come: close it now, as
+            # when the wait for one runs out, rather than a minute from now
+            return Settled(row, DONE, note, close_if_ending=note is not None)
+        return Settled(row, DONE, close_if_ending=True)  # RECAP: the wait ran out
 
-    def _close_if_ending(self, row: OutboxRow, now: float) -> bool:
-        """Close the row's conference, recap and all, if it is still ending; whether it was.
-        For when Bandwidth will not say, or did not say in time, that it completed. Call
-        inside a transaction."""
-        effects = conference.on_recap_due(self.store.conference(row.conference_id or ""), now)
-        self.store.apply(effects, now, None)
-        return bool(effects)
-
-    async def _complete(self, conference_id: str) -> str | None:
+    async def _complete(self, row: OutboxRow) -> str | None:
         """Complete the conference on Bandwidth; a note when there was nothing to complete."""
+        conference_id = row.conference_id or ""
         found = self.store.conference(conference_id)
         if found is None:
             return "no such conference"
@@ -168,28 +268,70 @@ class Outbox:
                 return "already gone on Bandwidth"
         return None
 
-    def _failed_attempt(self, row: OutboxRow, exc: BandwidthError | BandwidthUnavailable) -> None:
+    def _delay(self, row: OutboxRow, retry_after: float | None) -> float:
+        return backoff(row.attempts, self.config.max_retry_delay, retry_after, self.rng)
+
+    def _after_failure(self, row: OutboxRow,
+                       exc: BandwidthError | BandwidthUnavailable) -> Settled:
         if isinstance(exc, BandwidthError) and not exc.retryable:
-            self._give_up(row, exc)
-            return
+            return Settled(row, FAILED, f"{exc.status}: {exc.body[:1000]}", code=exc.status)
         retry_after = exc.retry_after if isinstance(exc, BandwidthError) else None
-        self._retry(row, str(exc), retry_after)
+        delay = self._delay(row, retry_after)
+        error = str(exc)[:1000]
+        # one line when a row starts failing or fails differently, not one per attempt
+        level = logging.WARNING if error != row.last_error else logging.DEBUG
+        log.log(level, "outbox row %d (%s): %s; retrying in %.1fs", row.id, row.kind,
+                error[:200], delay)
+        return Settled(row, "retry", error, due_at=self.clock() + delay,
+                       doubtful=row.kind == TEXT and exc.maybe_accepted)
 
-    def _retry(self, row: OutboxRow, error: str, retry_after: float | None) -> None:
-        delay = backoff(row.attempts, self.config.max_retry_delay, retry_after)
-        with self.store.transaction():
-            self.store.retry_row(row.id, self.clock() + delay, error[:1000])
-        log.warning("outbox row %d (%s): %s; retrying in %.1fs", row.id, row.kind,
-                    error[:200], delay)
-
-    def _give_up(self, row: OutboxRow, exc: BandwidthError) -> None:
+    async def _write(self, settled: list[Settled]) -> None:
+        """Record what became of `settled` in one transaction, then forget them; on failure
+        they stay in memory and are written later."""
         now = self.clock()
-        with self.store.transaction():
-            self.store.finish_row(row.id, FAILED, now, error=f"{exc.status}: {exc.body[:1000]}")
-            if row.purpose == "invite" and row.conference_id:
-                found = self.store.conference(row.conference_id)
-                if found is not None:
-                    effects = conference.on_invite_failed(found, row.recipients, exc.status)
-                    self.store.apply(effects, now, None)
-        log.error("outbox row %d (%s) failed for good: Bandwidth answered %d", row.id, row.kind,
-                  exc.status)
+        ended = await self.store.committed(lambda: self._settle(settled, now))
+        for item in settled:
+            self._settled.pop(item.row.id, None)
+        self._log(settled, ended)
+
+    def _settle(self, settled: Iterable[Settled], now: float) -> list[tuple[str, str]]:
+        """The write for `settled`, with what each decides; the conferences it ended, each
+        with the kind of row that ended it."""
+        store = self.store
+        ended = []
+        for item in settled:
+            row = item.row
+            if item.status == "retry":
+                store.retry_row(row.id, item.due_at, item.detail or "", doubtful=item.doubtful)
+                continue
+            store.finish_row(row.id, item.status, now, message_id=item.message_id,
+                             error=item.detail, doubtful=item.doubtful)
+            found = store.conference(row.conference_id) if row.conference_id else None
+            effects: list[conference.Effect] = []
+            if item.close_if_ending:
+                effects = conference.on_recap_due(found, now)
+                if effects:
+                    ended.append((row.conference_id or "", row.kind))
+            elif item.status == FAILED and found is not None and row.purpose == "invite":
+                effects = conference.on_invite_failed(found, row.recipients, item.code)
+            elif item.status == FAILED and found is not None and row.kind == COMPLETE:
+                effects = conference.on_completion_failed(found, item.detail or "")
+            store.apply(effects, now, None)
+        return ended
+
+    def _log(self, settled: list[Settled], ended: list[tuple[str, str]]) -> None:
+        mask = self.config.mask_numbers
+        for item in settled:
+            row = item.row
+            if item.status == SENT:
+                log.info("text %d (%s) sent to %s", row.id, row.purpose,
+                         ", ".join(for_log(n, mask) for n in row.recipients))
+            elif item.status == FAILED:
+                log.error("outbox row %d (%s) failed for good: Bandwidth answered %s",
+                          row.id, row.kind, (item.detail or "").split(":", 1)[0])
+            elif item.status == DONE and row.kind == COMPLETE:
+                log.info("conference %s: %s", row.conference_id,
+                         item.detail or "completed on Bandwidth")
+        for conference_id, kind in ended:
+            log.info("%s ended%s", conference_id,
+                     ": Bandwidth said nothing of its end in time" if kind == RECAP else "")

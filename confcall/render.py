@@ -112,6 +112,17 @@ def conference_view(report: dict[str, Any], *, history: bool = False) -> Rendera
         lines = Text("  other texts: ", style="dim")
         lines.append("; ".join(f"{t['purpose']} to {t['to']}: {t['state']}" for t in others))
         parts.append(lines)
+    doubled = sorted({t["id"] for t in report["texts"] if t.get("possible_duplicate")})
+    if doubled:
+        parts.append(Text(f"  may have gone out twice (a send whose answer was lost): text "
+                          f"{', '.join(map(str, doubled))}", style="yellow"))
+    completion = report.get("completion")
+    if completion and completion["state"] == "failed":
+        parts.append(Text(f"  could not end the call on Bandwidth: {completion['detail']}",
+                          style="bold red", overflow="fold"))
+    elif completion and completion["state"] == "pending" and completion["attempts"]:
+        parts.append(Text(f"  ending the call on Bandwidth: {completion['attempts']} attempts, "
+                          f"last: {completion['detail']}", style="yellow", overflow="fold"))
     return Group(*parts)
 
 

@@ -3,11 +3,31 @@ draws. Keys here are a documented interface: add, never rename."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from functools import wraps
+from typing import Any, TypeVar
 
 from confcall.conference import ENDED, Conference, time_on_call
+from confcall.errors import StoreError
 from confcall.store import Store
+
+R = TypeVar("R")
+
+
+def _reading(report: Callable[..., R]) -> Callable[..., R]:
+    """A database that cannot be read (damaged, locked for too long) is one line, not a
+    traceback."""
+
+    @wraps(report)
+    def read(store: Store, *args: Any) -> R:
+        try:
+            return report(store, *args)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot read {store.path}: {exc}") from None
+
+    return read
 
 
 def iso(moment: float | None) -> str | None:
@@ -51,6 +71,7 @@ def conference_report(store: Store, conference: Conference, now: float) -> dict[
         sent = invitation.get(person["number"])
         person["invitation"] = ({"state": sent.state, "detail": sent.detail}
                                 if sent else None)
+    completion = store.completion(conference.id)
     first_join = min((m.joined_at for m in conference.members), default=None)
     end = conference.ended_at if conference.ended_at is not None else now
     return {
@@ -64,12 +85,18 @@ def conference_report(store: Store, conference: Conference, now: float) -> dict[
         "participants": participants,
         "texts": [
             {"id": d.outbox_id, "purpose": d.purpose, "to": d.recipient, "state": d.state,
-             "detail": d.detail}
+             "detail": d.detail, "attempts": d.attempts,
+             "possible_duplicate": d.possible_duplicate}
             for d in store.deliveries(conference.id)
         ],
+        # ending the call on Bandwidth: "pending" (being tried), "done" or "failed"
+        "completion": None if completion is None else {
+            "state": completion.status if completion.status != "sent" else "done",
+            "detail": completion.last_error or "", "attempts": completion.attempts},
     }
 
 
+@_reading
 def status(store: Store, now: float) -> dict[str, Any]:
     """The conferences not yet ended; if none, the last that ended."""
     active = [conference_report(store, c, now) for c in store.active_conferences()]
@@ -80,6 +107,7 @@ def status(store: Store, now: float) -> dict[str, Any]:
     return {"active": active, "last_ended": last, "backlog": store.backlog()}
 
 
+@_reading
 def history(store: Store, limit: int, now: float) -> list[dict[str, Any]]:
     """Ended conferences, newest first."""
     return [conference_report(store, c, now) for c in store.ended_conferences(limit)]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 from confcall.conference import (
     ENDED,
@@ -29,11 +30,20 @@ from confcall.conference import (
     RecordLeave,
     StartConference,
 )
-from confcall.errors import StoreError
+from confcall.errors import StoreError, StoreUnavailable
+
+log = logging.getLogger("confcall.store")
 
 TEXT, COMPLETE, RECAP = "text", "complete", "recap"
 PENDING, SENT, FAILED, DONE = "pending", "sent", "failed", "done"
 T = TypeVar("T")
+
+# How long a write waits for another process's lock before its webhook answers 503 (and
+# Bandwidth retries it). The wait is asynchronous: the loop goes on answering meanwhile.
+LOCK_WAIT = 1.5
+_LOCK_RETRY = (0.005, 0.2)  # first and longest pause between tries for the lock
+# Below this much free space on its disk, the database is as good as full.
+MIN_FREE_BYTES = 256 * 1024
 
 # Each entry moves the schema from version N to N+1; never edit a released entry, add one.
 MIGRATIONS: tuple[str, ...] = (
@@ -105,6 +115,13 @@ MIGRATIONS: tuple[str, ...] = (
         at REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # An outbox row is leased before it is sent: a send never starts without a write that
+    # succeeded, and a lease nobody settled (the sender died) marks the row doubtful: it
+    # may have gone out already.
+    """
+    ALTER TABLE outbox ADD COLUMN leased_until REAL;
+    ALTER TABLE outbox ADD COLUMN doubtful INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -124,6 +141,8 @@ class OutboxRow:
     created_at: float
     last_error: str | None
     message_id: str | None
+    leased_until: float | None = None
+    doubtful: int = 0
 
 
 @dataclass(frozen=True)
@@ -135,6 +154,8 @@ class Delivery:
     recipient: str
     state: str
     detail: str
+    attempts: int = 0
+    possible_duplicate: bool = False  # an attempt may have reached Bandwidth unrecorded
 
 
 def _outbox_row(row: sqlite3.Row) -> OutboxRow:
@@ -152,51 +173,89 @@ def _outbox_row(row: sqlite3.Row) -> OutboxRow:
         created_at=row["created_at"],
         last_error=row["last_error"],
         message_id=row["message_id"],
+        leased_until=row["leased_until"],
+        doubtful=row["doubtful"],
     )
+
+
+def _identity(found: os.stat_result) -> tuple[int, int]:
+    return (found.st_dev, found.st_ino)
 
 
 def _not_in(ids: Sequence[int]) -> str:
     return f" AND id NOT IN ({','.join('?' * len(ids))})" if ids else ""
 
 
-def _lock_writer(path: Path) -> IO[bytes] | None:
-    """Hold the lock that makes this process the one that writes the database at `path`,
-    or StoreError: a second server on the same database would send every text twice, and
-    the store keeps what it has read (the active conferences) between its own writes. The
-    kernel lets go of the lock when the process ends, however it ends."""
+def _lock_writer(path: Path) -> int | None:
+    """Open the database file and hold the lock that makes this process the one that writes
+    it, or StoreError: a second server on the same database would send every text twice,
+    and the store keeps what it has read (the active conferences) between its own writes.
+
+    The lock is on the file itself (flock on an open descriptor), so a symlink or a hard
+    link to the same database meets the same lock. SQLite locks with fcntl, which flock
+    does not touch. The kernel lets go of the lock when the process ends, however it ends;
+    the descriptor also tells whether the path still names this file (`file_problem`)."""
+    # Created private: it holds phone numbers and message texts.
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     try:
         import fcntl
     except ImportError:  # no flock on this system (Windows): run without the guard
-        return None
-    lock = os.fdopen(os.open(f"{path}.lock", os.O_CREAT | os.O_RDWR, 0o600), "r+b")
+        return fd
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        lock.close()
+        os.close(fd)
         raise StoreError(f"another confcall serve is using {path}: stop it first, or give "
                          "this one a database of its own (store.path)") from None
-    return lock
+    return fd
+
+
+def _storage_problem(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be written (locked, full, read-only, damaged,
+    gone) rather than that one piece of work was wrong (a constraint, a bad value)."""
+    return isinstance(exc, StoreUnavailable) or (
+        isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+            exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.DataError,
+                  sqlite3.InterfaceError)))
+
+
+def _locked(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+@dataclass
+class _Queued:
+    work: Callable[[], Any]
+    done: asyncio.Future[Any]
+    since: float  # loop time it was queued: it waits for a lock at most LOCK_WAIT from then
 
 
 class Store:
     """One SQLite database. Writes happen inside `transaction()`; reads may happen anywhere."""
 
     def __init__(self, connection: sqlite3.Connection, path: Path,
-                 writer_lock: IO[bytes] | None = None) -> None:
+                 writer_file: int | None = None) -> None:
         self.db = connection
         self.path = path
-        self._writer_lock = writer_lock
+        self._writer_file = writer_file
+        self._identity = _identity(os.fstat(writer_file)) if writer_file is not None else None
         # The active conferences without their members, read once and kept until a write
         # changes a conference: every inbound call asks for them (see `joinable`). Sound
         # because one process writes the database (the one serving).
         self._active: list[Conference] | None = None
-        self._queued: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        self._queued: list[_Queued] = []
+        self._scheduled = False
+        self._lock_pause = _LOCK_RETRY[0]
+        # Why the last write failed, until one succeeds: /healthz reports it, and the log
+        # says it once when it starts and once when it ends, however many writes fail.
+        self.problem: str | None = None
 
     @classmethod
     def open(cls, path: Path, *, create: bool = True, synchronous: str = "normal",
              writer: bool = False) -> Store:
         """Open (and, with `create`, make and migrate) the database at `path`. With
-        `writer`, as the one process that writes it (see `_lock_writer`).
+        `writer`, as the one process that writes it (see `_lock_writer`), after checking
+        that its pages are sound: a damaged database stops start-up with one line.
 
         In WAL mode, synchronous=normal makes every commit durable against a crash of the
         process (the WAL is written before COMMIT returns) and fsyncs at checkpoints;
@@ -207,10 +266,9 @@ class Store:
             raise StoreError(f"no database at {path}: has `confcall serve` run here yet?")
         if not exists:
             path.parent.mkdir(parents=True, exist_ok=True)
-        writer_lock = _lock_writer(path) if writer else None
-        if not exists:
-            # Created private: it holds phone numbers and message texts.
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        writer_file = _lock_writer(path) if writer else None
+        if not exists and writer_file is None:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # private, as above
         try:
             connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             connection.row_factory = sqlite3.Row
@@ -220,12 +278,17 @@ class Store:
                 connection.execute("PRAGMA journal_mode = WAL")
                 level = "FULL" if synchronous == "full" else "NORMAL"
                 connection.execute(f"PRAGMA synchronous = {level}")
-            store = cls(connection, path, writer_lock)
+            store = cls(connection, path, writer_file)
             version = store.version()
+            if writer:
+                store._check_integrity()
         except sqlite3.DatabaseError as exc:
-            if writer_lock is not None:
-                writer_lock.close()
-            raise StoreError(f"{path} is not a confcall database: {exc}") from None
+            if writer_file is not None:
+                os.close(writer_file)
+            raise StoreError(f"{path} is not a confcall database, or is damaged: {exc}") from None
+        except StoreError:
+            store.close()
+            raise
         if version > SCHEMA_VERSION:
             store.close()
             raise StoreError(
@@ -237,12 +300,55 @@ class Store:
                 store.close()
                 raise StoreError(f"{path} is from an older confcall: run `confcall serve` once")
             store.migrate()
+        if writer:
+            store._release_leases()
+            # from here on the loop never waits for another process's lock: `committed`
+            # tries again later instead (see LOCK_WAIT)
+            connection.execute("PRAGMA busy_timeout = 0")
         return store
 
+    def _check_integrity(self) -> None:
+        found = [row[0] for row in self.db.execute("PRAGMA quick_check(5)")]
+        if found != ["ok"]:
+            raise StoreError(f"{self.path} is damaged ({'; '.join(found)[:300]}): restore it "
+                             "from a backup, or move it aside to start with an empty one")
+
+    def _release_leases(self) -> None:
+        """Take back what a sender that died had leased: only this process sends (it holds
+        the writer lock), so those leases will never be settled. Their rows may have gone
+        out before it died: they are doubtful."""
+        with self.transaction():
+            self.db.execute("UPDATE outbox SET leased_until = NULL, doubtful = doubtful + 1"
+                            " WHERE status = 'pending' AND leased_until IS NOT NULL")
+
     def close(self) -> None:
+        for queued in self._queued:  # nothing will commit them now
+            if not queued.done.done():
+                queued.done.set_exception(StoreUnavailable("the database was closed"))
+        self._queued = []
         self.db.close()
-        if self._writer_lock is not None:
-            self._writer_lock.close()
+        if self._writer_file is not None:  # after the connection: closing it frees the lock
+            os.close(self._writer_file)
+            self._writer_file = None
+
+    def file_problem(self) -> str | None:
+        """Why the database file cannot be written, as far as looking at it tells: gone,
+        replaced by another file, read-only or immutable, or its disk full. Cheap: a few
+        system calls, no SQLite."""
+        moved = self.file_identity_problem()
+        if moved is not None:
+            return moved
+        if not os.path.exists(self.path):
+            return f"the database file {self.path} was deleted"
+        if not os.access(self.path, os.W_OK):
+            return f"the database file {self.path} is not writable"
+        try:
+            disk = os.statvfs(self.path)
+        except OSError:  # pragma: no cover - statvfs on a file that exists
+            return None
+        if disk.f_bavail * disk.f_frsize < MIN_FREE_BYTES:
+            return f"the disk holding {self.path} is full"
+        return None
 
     def version(self) -> int:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
@@ -278,40 +384,119 @@ class Store:
         the exception. Under load a turn answers many webhooks, and one commit for all of
         them costs little more than one for each (a commit writes every page it changed).
         The transaction opens and commits within one callback, so no other code on the
-        loop ever reads what is not yet committed."""
+        loop ever reads what is not yet committed.
+
+        When the database cannot be written (locked by another process, disk full,
+        read-only, deleted), every piece fails with StoreUnavailable; a lock is waited for
+        without blocking the loop, for at most LOCK_WAIT from when the piece was queued."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[T] = loop.create_future()
-        if not self._queued:
+        self._queued.append(_Queued(work, done, loop.time()))
+        if not self._scheduled:
+            self._scheduled = True
             loop.call_soon(self._commit_queued)
-        self._queued.append((work, done))
         return await done
 
     def _commit_queued(self) -> None:
-        queued, self._queued = self._queued, []
+        self._scheduled = False
+        queued = [q for q in self._queued if not q.done.done()]  # a caller gone: redelivered
+        self._queued = []
+        if not queued:
+            return
+        try:
+            problem = self.file_identity_problem()
+            if problem is not None:
+                raise StoreUnavailable(problem)
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _locked(exc):
+                self._wait_for_lock(queued)
+                return
+            self._fail(queued, exc)
+            return
+        except StoreUnavailable as exc:
+            self._fail(queued, exc)
+            return
+        self._lock_pause = _LOCK_RETRY[0]
         outcomes: list[tuple[asyncio.Future[Any], BaseException | None, Any]] = []
         try:
-            with self.transaction():
-                for work, done in queued:
-                    if done.cancelled():  # its caller is gone: it will be delivered again
-                        continue
-                    self.db.execute("SAVEPOINT work")
-                    try:
-                        outcomes.append((done, None, work()))
-                    except Exception as exc:
-                        self.db.execute("ROLLBACK TO work")
-                        self._active = None  # it may have been read from what was undone
-                        outcomes.append((done, exc, None))
-                    self.db.execute("RELEASE work")
-        except sqlite3.Error as exc:  # BEGIN or COMMIT failed: nothing was written
-            outcomes = [(done, StoreError(f"could not commit: {exc}"), None)
-                        for _, done in queued]
+            for piece in queued:
+                self.db.execute("SAVEPOINT work")
+                try:
+                    outcomes.append((piece.done, None, piece.work()))
+                except Exception as exc:
+                    if _storage_problem(exc):
+                        raise  # the whole transaction may be gone with it
+                    self.db.execute("ROLLBACK TO work")
+                    self._active = None  # it may have been read from what was undone
+                    outcomes.append((piece.done, exc, None))
+                self.db.execute("RELEASE work")
+            self.db.execute("COMMIT")
+        except Exception as exc:
+            if self.db.in_transaction:  # a failed COMMIT may leave it open
+                self.db.execute("ROLLBACK")
+            self._active = None
+            self._fail(queued, exc)
+            return
+        self._writable()
         for done, error, result in outcomes:
-            if done.cancelled():
+            if done.done():
                 continue
             if error is None:
                 done.set_result(result)
             else:
                 done.set_exception(error)
+
+    def _wait_for_lock(self, queued: list[_Queued]) -> None:
+        """Another process holds the write lock: try again shortly, and fail the pieces that
+        have waited LOCK_WAIT already (their webhooks answer 503; Bandwidth retries)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        waiting = [q for q in queued if now - q.since < LOCK_WAIT]
+        expired = [q for q in queued if now - q.since >= LOCK_WAIT]
+        if expired:
+            self._fail(expired, StoreUnavailable(
+                f"the database {self.path} is locked by another process"))
+        if waiting:
+            self._queued = waiting + self._queued
+            if not self._scheduled:
+                self._scheduled = True
+                loop.call_later(self._lock_pause, self._commit_queued)
+            self._lock_pause = min(_LOCK_RETRY[1], self._lock_pause * 2)
+
+    def _fail(self, queued: list[_Queued], exc: BaseException) -> None:
+        error = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(
+            f"cannot write {self.path}: {exc}")
+        if not _storage_problem(exc):
+            log.error("database write failed unexpectedly", exc_info=exc)
+        self._unwritable(str(error))
+        for piece in queued:
+            if not piece.done.done():
+                piece.done.set_exception(error)
+
+    def _unwritable(self, reason: str) -> None:
+        if reason != self.problem:
+            log.warning("%s: writes answer 503 and sending pauses until it can be written",
+                        reason)
+        self.problem = reason
+
+    def _writable(self) -> None:
+        if self.problem is not None:
+            log.info("the database %s can be written again", self.path)
+        self.problem = None
+
+    def file_identity_problem(self) -> str | None:
+        """Whether the path no longer names the file this process opened: deleted, or
+        replaced. Writing on would write to a file nobody will ever open again."""
+        if self._identity is None:
+            return None
+        try:
+            found = _identity(os.stat(self.path))
+        except OSError:
+            return f"the database file {self.path} was deleted"
+        if found != self._identity:
+            return f"the database file {self.path} was replaced by another file"
+        return None
 
     # --- callbacks seen -------------------------------------------------------------
 
@@ -323,18 +508,20 @@ class Store:
         return cursor.rowcount == 1
 
     def record_inbound(self, message_id: str, sender: str, line: str, body: str,
-                       at: float) -> None:
-        self.db.execute(
+                       at: float) -> bool:
+        """Keep an inbound text; False when a text with its id is already kept. Texts are
+        kept after their callback identities are pruned, so this refuses a replay of a text
+        however late Bandwidth delivers it again."""
+        return self.db.execute(
             "INSERT OR IGNORE INTO inbound (message_id, sender, line, body, received_at)"
             " VALUES (?, ?, ?, ?, ?)",
             (message_id, sender, line, body, at),
-        )
+        ).rowcount == 1
 
     def prune(self, before: float) -> int:
         """Forget callback identities older than `before`; returns how many. (A scan, once
         an hour: an index on `at` would cost every webhook a page write.)"""
-        with self.transaction():
-            return self.db.execute("DELETE FROM processed WHERE at < ?", (before,)).rowcount
+        return int(self.db.execute("DELETE FROM processed WHERE at < ?", (before,)).rowcount)
 
     # --- conferences -----------------------------------------------------------------
 
@@ -489,19 +676,36 @@ class Store:
 
     # --- the outbox -------------------------------------------------------------------
 
-    def due(self, now: float, limit: int, skip: Sequence[int] = ()) -> list[OutboxRow]:
-        """Pending rows due by `now`, oldest first, leaving out `skip` (being sent)."""
+    def due(self, now: float, limit: int) -> list[OutboxRow]:
+        """Pending rows due by `now`, oldest first, whether leased or not."""
         rows = self.db.execute(
-            f"SELECT * FROM outbox WHERE status = 'pending' AND due_at <= ?{_not_in(skip)}"
-            " ORDER BY due_at, id LIMIT ?",
-            (now, *skip, limit),
-        ).fetchall()
+            "SELECT * FROM outbox WHERE status = 'pending' AND due_at <= ?"
+            " ORDER BY due_at, id LIMIT ?", (now, limit)).fetchall()
         return [_outbox_row(row) for row in rows]
 
-    def next_due(self, skip: Sequence[int] = ()) -> float | None:
-        """When the next pending row (other than `skip`) falls due."""
+    def lease(self, now: float, limit: int, until: float,
+              skip: Sequence[int] = ()) -> list[OutboxRow]:
+        """Take up to `limit` pending rows due by `now` and not leased, oldest first, until
+        `until`: nothing is sent that was not leased first. Call inside a transaction."""
+        rows = self.db.execute(
+            "SELECT * FROM outbox WHERE status = 'pending' AND due_at <= ?"
+            f" AND (leased_until IS NULL OR leased_until <= ?){_not_in(skip)}"
+            " ORDER BY due_at, id LIMIT ?",
+            (now, now, *skip, limit),
+        ).fetchall()
+        if rows:
+            ids = [row["id"] for row in rows]
+            self.db.execute(
+                # a lease that ran out unsettled: its sender may have sent the row
+                "UPDATE outbox SET doubtful = doubtful + (leased_until IS NOT NULL),"
+                f" leased_until = ? WHERE id IN ({','.join('?' * len(ids))})", (until, *ids))
+        return [_outbox_row(row) for row in rows]
+
+    def next_due(self, now: float, skip: Sequence[int] = ()) -> float | None:
+        """When the next pending row (other than `skip`) can be leased."""
         row = self.db.execute(
-            f"SELECT MIN(due_at) FROM outbox WHERE status = 'pending'{_not_in(skip)}", skip
+            "SELECT MIN(MAX(due_at, COALESCE(leased_until, 0))) FROM outbox"
+            f" WHERE status = 'pending'{_not_in(skip)}", skip
         ).fetchone()
         return row[0] if row and row[0] is not None else None
 
@@ -514,19 +718,22 @@ class Store:
         return [_outbox_row(row) for row in rows]
 
     def finish_row(self, row_id: int, status: str, now: float, *, message_id: str | None = None,
-                   error: str | None = None) -> None:
+                   error: str | None = None, doubtful: bool = False) -> None:
+        """Settle a row for good (sent, done or failed), and end its lease."""
         self.db.execute(
             "UPDATE outbox SET status = ?, finished_at = ?, message_id = COALESCE(?, message_id),"
-            " last_error = COALESCE(?, last_error), attempts = attempts + 1"
-            " WHERE id = ? AND status = 'pending'",
-            (status, now, message_id, error, row_id),
+            " last_error = COALESCE(?, last_error), attempts = attempts + 1,"
+            " leased_until = NULL, doubtful = doubtful + ? WHERE id = ? AND status = 'pending'",
+            (status, now, message_id, error, int(doubtful), row_id),
         )
 
-    def retry_row(self, row_id: int, due_at: float, error: str) -> None:
+    def retry_row(self, row_id: int, due_at: float, error: str, *,
+                  doubtful: bool = False) -> None:
+        """Settle an attempt that failed: try again at `due_at`; its lease ends."""
         self.db.execute(
-            "UPDATE outbox SET attempts = attempts + 1, due_at = ?, last_error = ?"
-            " WHERE id = ? AND status = 'pending'",
-            (due_at, error, row_id),
+            "UPDATE outbox SET attempts = attempts + 1, due_at = ?, last_error = ?,"
+            " leased_until = NULL, doubtful = doubtful + ? WHERE id = ? AND status = 'pending'",
+            (due_at, error, int(doubtful), row_id),
         )
 
     def backlog(self) -> int:
@@ -549,8 +756,14 @@ class Store:
             for recipient in row.recipients:
                 base = {PENDING: "queued", SENT: "sent", FAILED: "failed"}.get(row.status, "sent")
                 state, detail = seen.get(recipient, (base, row.last_error or ""))
-                result.append(Delivery(row.id, row.purpose or "", recipient, state, detail))
+                result.append(Delivery(row.id, row.purpose or "", recipient, state, detail,
+                                       row.attempts, row.doubtful > 0))
         return result
+
+    def completion(self, conference_id: str) -> OutboxRow | None:
+        """The newest row that completes the conference on Bandwidth, if any."""
+        rows = [row for row in self.outbox(conference_id) if row.kind == COMPLETE]
+        return rows[-1] if rows else None
 
     def counts(self) -> dict[str, int]:
         """Rows per table: a health and growth figure."""

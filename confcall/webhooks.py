@@ -14,6 +14,7 @@ from confcall import bxml, conference
 from confcall.appkeys import CLOCK, CONFIG, OUTBOX, RULES, STORE
 from confcall.auth import authorized
 from confcall.conference import Conference
+from confcall.errors import StoreUnavailable
 from confcall.events import (
     BadEvent,
     CallDisconnected,
@@ -84,7 +85,9 @@ def _take_messaging(request: web.Request, events: list[Event], now: float) -> bo
         if isinstance(event, Unused) or not store.claim(event.key, now):
             continue
         if isinstance(event, TextReceived):
-            store.record_inbound(event.message_id, event.sender, event.line, event.text, now)
+            if not store.record_inbound(event.message_id, event.sender, event.line,
+                                        event.text, now):
+                continue  # a replay from before the claims were pruned
             organizer = event.sender in rules.organizers
             active = store.active_conference(event.sender) if organizer else None
             new_id = new_conference_id() if organizer else ""
@@ -190,16 +193,23 @@ def _take_voice(request: web.Request, event: Event, decide: VoiceDecision, now: 
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """GET /healthz: for load balancers and `confcall check`."""
+    """GET /healthz: 200 when the database can be written and the outbox is moving, 503
+    with the reason when not. For load balancers and `confcall check`. Touches no lock:
+    it answers at once whatever another process does to the database."""
     from confcall import __version__
 
-    config = request.app[CONFIG]
-    return web.json_response({
-        "status": "ok",
+    config, store = request.app[CONFIG], request.app[STORE]
+    problem = store.file_problem() or store.problem or request.app[OUTBOX].problem()
+    body: dict[str, Any] = {
+        "status": "ok" if problem is None else "unavailable",
         "version": __version__,
         "mode": "sandbox" if config.sandbox else "live",
-        "backlog": request.app[STORE].backlog(),
-    })
+    }
+    if problem is not None:
+        body["reason"] = problem
+    else:
+        body["backlog"] = store.backlog()
+    return web.json_response(body, status=200 if problem is None else 503)
 
 
 # --- middlewares --------------------------------------------------------------------------
@@ -224,6 +234,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(exc.status, exc.reason, **{
             k: v for k, v in exc.headers.items() if k in ("Allow", "WWW-Authenticate")
         })
+    except StoreUnavailable as exc:  # the store logs this once, not once per webhook
+        return _error(503, f"{exc}; retry later")
     except Exception:
         log.exception("%s %s: internal error", request.method, request.path)
         return _error(503, "internal error; retry later")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -199,10 +200,11 @@ async def start_line(tmp_path: Path, fake: FakeBandwidth,
     `__` for `.`) against the fake Bandwidth. Each test ends with the invariants checked."""
     started: list[Line] = []
 
-    async def start(clock: Callable[[], float] = time.time, **overrides: Any) -> Line:
+    async def start(clock: Callable[[], float] = time.time, rng: random.Random | None = None,
+                    **overrides: Any) -> Line:
         dotted = {k.replace("__", "."): v for k, v in overrides.items()}
         config = live_config(tmp_path, fake, **dotted)
-        client = await aiohttp_client(create_app(config, clock=clock))
+        client = await aiohttp_client(create_app(config, clock=clock, rng=rng))
         started.append(Line(client, fake, config))
         return started[-1]
 

@@ -43,6 +43,10 @@ class Fault:
     retry_after: str | None = None
     delay: float = 0.0
     drop: bool = False
+    body: str | None = None  # answer this instead of Bandwidth's error body
+    content_type: str = "application/json"
+    hang: bool = False  # send the status line and headers, then never finish the body
+    location: str | None = None  # a redirect's target (a path on this server)
 
 
 @dataclass
@@ -60,13 +64,22 @@ class FakeBandwidth:
     conferences: list[dict[str, Any]] = field(default_factory=list)
     applications: dict[str, str] = field(default_factory=dict)
     requests: int = 0
+    hung: int = 0  # requests taken and never finished (`hang` faults)
+    redirected: int = 0  # GETs that followed a redirect to /elsewhere
     server: TestServer | None = None
 
     # --- set-up ---------------------------------------------------------------------------
 
     def fail(self, route: str, times: int, status: int = 503, *, retry_after: str | None = None,
-             delay: float = 0.0, drop: bool = False) -> None:
-        self.faults.append(Fault(route, times, status, retry_after, delay, drop))
+             delay: float = 0.0, drop: bool = False, body: str | None = None,
+             content_type: str = "application/json", hang: bool = False,
+             location: str | None = None) -> None:
+        """The next `times` requests to `route` fail so: `status` with Bandwidth's error body
+        (or `body`), after `delay` seconds; `drop` closes the connection instead; `hang`
+        accepts (sends the status line) and never finishes the body; a status below 400
+        with no `body` lets the request through after the delay."""
+        self.faults.append(Fault(route, times, status, retry_after, delay, drop, body,
+                                 content_type, hang, location))
 
     def running_conference(self, name: str) -> str:
         """Bandwidth has a conference of this name running; returns its id."""
@@ -103,12 +116,16 @@ class FakeBandwidth:
                             self._conference, name="conference")
         app.router.add_get(f"/account/api/accounts/{acct}/applications/{{id}}",
                            self._application, name="application")
+        # where a redirect from the messaging API leads: answers any GET with a message
+        app.router.add_get("/elsewhere/{tail:.*}", self._elsewhere, name="elsewhere")
         return app
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests += 1
         request[ARRIVED] = time.monotonic()
+        if request.match_info.route.name == "elsewhere":
+            return await handler(request)
         credentials = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
         if request.headers.get("Authorization") != f"Basic {credentials}":
             return web.json_response(fixture("error.unauthorized.json"), status=401)
@@ -124,6 +141,14 @@ class FakeBandwidth:
                     assert request.transport is not None
                     request.transport.close()
                     return web.Response(status=500)
+                if fault.hang:
+                    return await self._hang(request, fault.status)
+                if fault.location is not None:
+                    raise web.HTTPFound(fault.location) if fault.status == 302 else (
+                        web.HTTPMovedPermanently(fault.location))
+                if fault.body is not None:
+                    return web.Response(text=fault.body, status=fault.status,
+                                        content_type=fault.content_type)
                 if fault.status < 400:
                     break
                 body = fixture("error.tooManyRequests.json" if fault.status == 429
@@ -131,6 +156,23 @@ class FakeBandwidth:
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
                 return web.json_response(body, status=fault.status, headers=headers)
         return await handler(request)
+
+    async def _hang(self, request: web.Request, status: int) -> web.StreamResponse:
+        """Take the request, send the status line, then let the body never end."""
+        await request.read()
+        self.hung += 1
+        answer = web.StreamResponse(status=status, headers={"Content-Type": "application/json"})
+        answer.content_length = 1000
+        await answer.prepare(request)
+        await answer.write(b'{"id": ')
+        await asyncio.sleep(3600)
+        return answer
+
+    async def _elsewhere(self, request: web.Request) -> web.Response:
+        self.redirected += 1
+        answer = fixture("messaging-response.createMessage.json")
+        answer["id"] = f"elsewhere-{uuid.uuid4().hex[:12]}"
+        return web.json_response(answer)
 
     def _check(self, name: str, body: Any, path: str) -> list[str]:
         problems = schema.problems(name, body)
