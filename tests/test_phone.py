@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Callable
 from typing import Any
 
 import phonenumbers
@@ -221,8 +222,28 @@ def test_the_limit_counts_every_number_read_duplicates_included() -> None:
 def test_the_limit_counts_what_looks_like_a_number_and_is_not() -> None:
     assert read_numbers("+1 555 555 0100, " * 101, limit=100).truncated
     assert not read_numbers("+1 555 555 0100, " * 50, limit=100).truncated
+    # beside valid numbers too: "+1 555 555 0100" and "555 555 0100" are two tokens read
+    pairs = " ".join(f"+1 555 555 0100 201555{i:04d}" for i in range(40))
+    assert read_numbers(pairs, limit=100).truncated
+    assert len(read_numbers(pairs, limit=120).numbers) == 40
     # a run with digits enough for a number, and no number's shape
-    assert read_numbers("22222 222222\n" * 101, limit=100).truncated
+    assert read_numbers("222222 222222\n" * 101, limit=100).truncated
+    assert not read_numbers("222222 222222\n" * 100, limit=100).truncated
+
+
+def test_a_number_written_costs_one_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    parses = count_parses(monkeypatch)
+    found = read_numbers("2015550123 1 201 555 0124 +12015550125 +44 20 7946 0123 1 201 555"
+                         " 0126, (201) 555-0127 201.555.0128")
+    assert len(found.numbers) == 7 and parses() == 7
+
+
+def test_long_runs_are_read_across_windows() -> None:
+    # 3 groups a number, 600 groups: windows of groups start at every 512th
+    text = " ".join(f"201 555 {i:04d}" for i in range(200))
+    found = read_numbers(text)
+    assert found.numbers == tuple(f"+1201555{i:04d}" for i in range(200))
+    assert found.not_numbers == ()
 
 
 def test_exactly_the_limit_is_not_truncated() -> None:
@@ -246,15 +267,21 @@ HOSTILE = [
 @pytest.mark.parametrize("text", HOSTILE, ids=lambda text: repr(text[:12]))
 def test_hostile_texts_cost_at_most_limit_plus_one_parses(
         text: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    parses = 0
+    parses = count_parses(monkeypatch)
+    found = read_numbers(text, limit=100)
+    assert parses() <= 101
+    assert len(found.numbers) <= 101
+
+
+def count_parses(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """Count the calls into phonenumbers' parser (the slow part of reading), still made."""
+    calls = 0
     parse = phonenumbers.parse
 
     def counted(*args: Any, **kwargs: Any) -> Any:
-        nonlocal parses
-        parses += 1
+        nonlocal calls
+        calls += 1
         return parse(*args, **kwargs)
 
     monkeypatch.setattr(phonenumbers, "parse", counted)
-    found = read_numbers(text, limit=100)
-    assert parses <= 101
-    assert len(found.numbers) <= 101
+    return lambda: calls
