@@ -40,8 +40,10 @@ _LEADS = "+("  # kept with the group they precede in a number's span: "+1", "(20
 # numbers are taken out is quoted back as one, without the filler: words made only of
 # punctuation, and "and" at either end.
 _PARTS = re.compile(r"[^,;\r\n]+")
+_PUNCTUATION = "[" + re.escape(".:/&+-()" + _DASHES) + "]"
+# (a punctuation character first, not a lookbehind, lets the regex skip other text in C)
 _PUNCTUATION_WORD = re.compile(
-    r"(?<![^\s,;])[" + re.escape(".:/&+-()" + _DASHES) + r"]+(?![^\s,;])")
+    rf"{_PUNCTUATION}(?<![^\s,;]{_PUNCTUATION}){_PUNCTUATION}*(?![^\s,;])")
 _SPACES_RUN = re.compile(r"[^\S\r\n]+")
 # "and" after a separator once spaces are collapsed; and the same read backwards, to find
 # "and" before one in the reversed text
@@ -202,9 +204,10 @@ def _runs(least: int) -> re.Pattern[str]:
     first digit, so matching is linear; shorter runs, most of a junk text, cost no Python."""
     joiner = "[" + re.escape(_JOINERS) + "]"
     gap = f"{joiner}{{0,{_MAX_GAP}}}"
-    first = "".join(f"(?<!\\d{joiner}{{{n}}})" for n in range(_MAX_GAP + 1))
+    # the digit first, then the look behind it, lets the regex skip other text in C
+    first = "".join(f"(?<!\\d{joiner}{{{n}}}\\d)" for n in range(_MAX_GAP + 1))
     return re.compile(rf"\+\(?\d(?:{gap}\d){{{_MIN_DIGITS - 1},}}"
-                      rf"|{first}\d(?:{gap}\d){{{max(least, 1) - 1},}}")
+                      rf"|\d{first}(?:{gap}\d){{{max(least, 1) - 1},}}")
 
 
 class _Run:
