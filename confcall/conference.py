@@ -170,18 +170,18 @@ def on_text(
 
     found = read_numbers(event.text, rules.region, limit=COUNT_LIMIT)
     numbers = tuple(number for number in found.numbers if number != rules.line)
-    if not numbers:
-        return [QueueText((event.sender,), "No phone numbers found in your message. "
-                          + _how_to(rules) + ".", "refuse")]
-    if len(numbers) > rules.max_invites:
-        sent = (f"more than {COUNT_LIMIT}" if len(found.numbers) > COUNT_LIMIT
-                else str(len(numbers)))
+    # a truncated reading is refused whatever it found: the numbers after the stop are unknown
+    if found.truncated or len(numbers) > rules.max_invites:
+        sent = f"more than {COUNT_LIMIT}" if found.truncated else str(len(numbers))
         return [QueueText(
             (event.sender,),
             f"Too many numbers: you sent {sent}, the limit is {rules.max_invites}. "
             + _how_to(rules) + ".",
             "refuse",
         )]
+    if not numbers:
+        return [QueueText((event.sender,), "No phone numbers found in your message. "
+                          + _how_to(rules) + ".", "refuse")]
     conference = Conference(new_id, event.sender, ACTIVE, numbers, created_at=now)
     effects: list[Effect] = [StartConference(conference)]
     effects += [QueueText((number,), invitation(event.sender, rules.line), "invite", new_id)

@@ -60,12 +60,22 @@ def test_start() -> None:
     ("no numbers here", "No phone numbers found"),
     (LINE, "No phone numbers found"),
     (f"{A} {B} {C} +12015550113", "Too many numbers: you sent 4, the limit is 3"),
+    # reading stopped at the count limit: whatever came after is unknown, so nothing starts
+    (" ".join([A] * (cc.COUNT_LIMIT + 1)), "Too many numbers: you sent more than 100, the"),
+    (" ".join([A] * cc.COUNT_LIMIT + [B] * 50), "Too many numbers: you sent more than 100,"),
+    ("+1 555 555 0100, " * (cc.COUNT_LIMIT + 1), "Too many numbers: you sent more than 100"),
 ])
 def test_refusals_create_nothing(body: str, start: str) -> None:
     [reply] = cc.on_text(RULES, text(ORG, body), None, "id", NOW)
     assert isinstance(reply, QueueText)
     assert reply.to == (ORG,) and reply.purpose == "refuse"
     assert reply.text.startswith(start)
+
+
+def test_duplicates_and_the_line_do_not_count_against_the_invites() -> None:
+    [start, *_] = cc.on_text(RULES, text(ORG, f"{A} {A} ({LINE[2:5]}) {LINE[5:8]}-{LINE[8:]} "
+                                              f"{B} {C} {C}"), None, "id", NOW)
+    assert start == StartConference(Conference("id", ORG, ACTIVE, (A, B, C), NOW))
 
 
 def test_strangers_get_nothing() -> None:

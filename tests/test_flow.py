@@ -64,6 +64,14 @@ async def test_start_text_invites_every_number_and_confirms(line: Line) -> None:
     assert tags == [row.id for row in line.store.outbox()]
 
 
+async def test_numbers_separated_only_by_spaces_are_all_invited(line: Line) -> None:
+    await line.text(ORGANIZER, "(201) 555-0112 201.555.0113 201-555-0114 1 201 555 0115")
+    await wait_for(lambda: len(line.fake.texts) == 5)
+    assert line.active().invitees == tuple(invitees(4, start=112))
+    [confirmation] = line.fake.texts_to(ORGANIZER)
+    assert "Not phone numbers" not in confirmation["text"]
+
+
 async def test_duplicates_and_the_line_itself_are_dropped(line: Line) -> None:
     a, b = invitees(2)
     await line.text(ORGANIZER, f"{a} {a} {LINE} {b} (201) 555-{a[-4:]}")
