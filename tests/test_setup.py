@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from conftest import Line, StartLine
 from fake_bandwidth import ACCOUNT_ID, FIXTURES, PASSWORD, USERNAME, FakeBandwidth
+from served import Served
 from test_cli import applications, write_config
 from typer.testing import CliRunner
 
@@ -187,7 +189,7 @@ async def test_generate_credentials_without_a_config_file_makes_confcall_toml(
     line: Line, tmp_path: Path,
 ) -> None:
     applications(line.fake, OLD)
-    env = readme_environment(line)
+    env = readme_environment(line.fake, public(line))
     result = await invoke("setup", "--messaging-app", MESSAGING_ID, "--voice-app", VOICE_ID,
                           "--generate-credentials", "--yes", env=env)
     assert result.exit_code == 0, result.output
@@ -330,22 +332,24 @@ def test_setup_in_sandbox_mode_says_there_is_nothing_to_set_up() -> None:
 # --- the README's set-up steps, followed word for word -----------------------------------
 
 
-def readme_environment(line: Line) -> dict[str, str]:
+def readme_environment(fake: FakeBandwidth, public_url: str) -> dict[str, str]:
     """What notes/readme-setup.md has the operator export (the fake's URLs added)."""
-    urls = line.fake.urls()
+    urls = fake.urls()
     return {
         "BW_ACCOUNT_ID": ACCOUNT_ID, "BW_USERNAME": USERNAME, "BW_PASSWORD": PASSWORD,
         "BW_NUMBER": "+12015550100", "USER_PHONE_NUMBER": "+12015550101",
-        "CONFCALL_SERVER_PUBLIC_URL": public(line),
+        "CONFCALL_SERVER_PUBLIC_URL": public_url,
         "CONFCALL_BANDWIDTH_ACCOUNT_API_URL": urls["bandwidth.account_api_url"],
         "CONFCALL_BANDWIDTH_MESSAGING_API_URL": urls["bandwidth.messaging_api_url"],
         "CONFCALL_BANDWIDTH_VOICE_API_URL": urls["bandwidth.voice_api_url"],
     }
 
 
-async def test_following_the_readme_makes_check_pass(line: Line, tmp_path: Path) -> None:
-    applications(line.fake, "https://dashboard-default.example.com", creds=False)
-    env = readme_environment(line)
+async def test_following_the_readme_makes_check_pass(fake: FakeBandwidth,
+                                                     tmp_path: Path) -> None:
+    applications(fake, "https://dashboard-default.example.com", creds=False)
+    served = Served(tmp_path, fake, ["+12015550101"])  # `confcall serve`, run in tmp_path
+    env = readme_environment(fake, served.url)
 
     listed = await invoke("setup", env=env)
     assert listed.exit_code == 1 and MESSAGING_ID in listed.output and VOICE_ID in listed.output
@@ -353,14 +357,27 @@ async def test_following_the_readme_makes_check_pass(line: Line, tmp_path: Path)
     done = await invoke("setup", "--messaging-app", MESSAGING_ID, "--voice-app", VOICE_ID,
                         "--generate-credentials", "--yes", env=env)
     assert done.exit_code == 0, done.output
+    assert "`confcall check` passes once `confcall serve` answers" in " ".join(done.output.split())
 
-    checked = await invoke("check", "--json", env=env)
-    report = json.loads(checked.output)
-    assert checked.exit_code == 0, report
-    names = [c["name"] for c in report["checks"]]
-    assert names[:4] == ["config", "credentials", "messaging application",
-                         "messaging inbound URL"]
-    assert {c["status"] for c in report["checks"]} == {"ok"}
+    served.env["CONFCALL_SERVER_PUBLIC_URL"] = served.url
+    await served.start()
+    try:
+        checked = await invoke("check", "--json", env=env)
+        report = json.loads(checked.output)
+        assert checked.exit_code == 0, report
+        names = [c["name"] for c in report["checks"]]
+        assert names[:4] == ["config", "credentials", "messaging application",
+                             "messaging inbound URL"]
+        assert {c["status"] for c in report["checks"]} == {"ok"}
+        # serve took the credentials setup saved: a callback without them is refused
+        async with aiohttp.ClientSession() as session, session.post(
+                f"{served.url}/callbacks/messaging", json=[]) as answer:
+            assert answer.status == 401
+        text = await invoke("simulate-text", "--url", served.url, "--from", "+12015550101",
+                            "hello", env=env)
+        assert text.exit_code == 0, text.output
+    finally:
+        await served.stop()
 
 
 async def test_check_takes_the_public_url_as_an_option(start_line: StartLine,
