@@ -11,7 +11,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from confcall import __version__
-from confcall.config import DEFAULT_CONFIG_FILE, Config, load_config
+from confcall.config import DEFAULT_CONFIG_FILE, LOOPBACK_HOSTS, Config, given_keys, load_config
 from confcall.errors import ConfcallError
 
 app = typer.Typer(
@@ -264,6 +264,7 @@ def setup(
           --generate-credentials --public-url https://confcall.example.com
     """
     import asyncio
+    from urllib.parse import urlsplit
 
     import aiohttp
 
@@ -278,7 +279,7 @@ def setup(
              "up; set bandwidth.account_id, username and password")
     target = config_path or DEFAULT_CONFIG_FILE
     server = config.server
-    if server.public_url == server.local_url:  # not set: the default is this machine
+    if public_url is None and "server.public_url" not in given_keys(config_path, os.environ):
         fail(f"server.public_url is not set, so the callback URLs would start "
              f"{server.public_url}, which Bandwidth cannot reach: set it (or --public-url, or "
              "CONFCALL_SERVER_PUBLIC_URL) to the HTTPS address confcall is reached at")
@@ -319,6 +320,9 @@ def setup(
 
     console.print(f"account {config.bandwidth.account_id} · public URL "
                   f"{config.server.public_url}\n", markup=False)
+    if urlsplit(config.server.public_url).hostname in LOOPBACK_HOSTS:
+        console.print(f"warning: {config.server.public_url} is on this machine only: Bandwidth "
+                      "cannot reach it\n", style="bold yellow", markup=False)
     console.print(plans_view(found.plans))
     if generate_credentials:
         console.print(f"The callback credentials {'would be' if dry_run else 'are'} a new "

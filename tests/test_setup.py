@@ -322,6 +322,16 @@ async def test_setup_will_not_write_a_public_url_that_was_never_set(fake: FakeBa
                                     "would start http://127.0.0.1:8080")
     assert fake.application_updates == [] and fake.requests == 0
 
+    # set, even to the address serve listens on, it is used (with a warning for loopback)
+    env |= {"CONFCALL_SERVER_PORT": "22999", "CONFCALL_SERVER_PUBLIC_URL": "http://127.0.0.1:22999",
+            "CONFCALL_SERVER_CALLBACK_USERNAME": "u", "CONFCALL_SERVER_CALLBACK_PASSWORD": "p"}
+    shown = await invoke("setup", "--messaging-app", MESSAGING_ID, "--voice-app", VOICE_ID,
+                         "--dry-run", env=env)
+    assert shown.exit_code == 0, shown.output
+    assert ("warning: http://127.0.0.1:22999 is on this machine only: Bandwidth cannot reach it"
+            in " ".join(shown.output.split()))
+    assert "→ http://127.0.0.1:22999/callbacks/messaging" in shown.output
+
 
 def test_setup_in_sandbox_mode_says_there_is_nothing_to_set_up() -> None:
     result = runner.invoke(app, ["setup", "--yes"])
