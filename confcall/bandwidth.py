@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -59,10 +60,16 @@ class BandwidthClient:
         self.timeout = aiohttp.ClientTimeout(total=timeout)
 
     async def _request(self, method: str, url: str, *, json_body: Any = None,
-                       params: dict[str, str] | None = None) -> tuple[int, str]:
+                       params: dict[str, str] | None = None,
+                       xml_body: str | None = None) -> tuple[int, str]:
+        headers = self.headers
+        data = None
+        if xml_body is not None:
+            headers = {**headers, "Content-Type": "application/xml; charset=utf-8"}
+            data = xml_body.encode()
         try:
             async with self.session.request(
-                method, url, json=json_body, params=params, headers=self.headers,
+                method, url, json=json_body, data=data, params=params, headers=headers,
                 timeout=self.timeout, allow_redirects=False,
             ) as response:
                 body = await response.text(errors="replace")
@@ -116,9 +123,24 @@ class BandwidthClient:
             for item in items if isinstance(item, dict) and item.get("id")
         ]
 
+    def _application_url(self, application_id: str = "") -> str:
+        base = f"{self.config.account_api_url}/accounts/{self.config.account_id}/applications"
+        return f"{base}/{quote(application_id, safe='')}" if application_id else base
+
     async def get_application(self, application_id: str) -> str:
         """The account API's XML description of one application."""
-        url = (f"{self.config.account_api_url}/accounts/{self.config.account_id}"
-               f"/applications/{application_id}")
-        _, answer = await self._request("GET", url)
+        _, answer = await self._request("GET", self._application_url(application_id))
+        return answer
+
+    async def list_applications(self) -> str:
+        """The account API's XML list of every application on the account."""
+        _, answer = await self._request("GET", self._application_url())
+        return answer
+
+    async def update_application(self, application_id: str, document: str) -> str:
+        """Replace one application's settings with `document`, an <Application> element
+        holding every setting it is to keep (a PUT replaces them all); returns the account
+        API's answer, the application as now stored."""
+        _, answer = await self._request("PUT", self._application_url(application_id),
+                                        xml_body=document)
         return answer

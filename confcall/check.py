@@ -1,5 +1,6 @@
-"""`confcall check`: will this line work? Credentials, the applications' callback settings,
-and whether the public URL reaches this server."""
+"""`confcall check`: will this line work? Credentials, the two applications (by id, or found
+by their callback URLs) and their callback settings, and whether the public URL reaches
+this server."""
 
 from __future__ import annotations
 
@@ -9,9 +10,21 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from confcall.applications import (
+    MESSAGING,
+    ROLES,
+    VOICE,
+    Application,
+    Role,
+    account_error,
+    parse_application,
+    parse_application_list,
+)
 from confcall.bandwidth import BandwidthClient
 from confcall.config import LOOPBACK_HOSTS, Config
-from confcall.errors import BandwidthError, BandwidthUnavailable
+from confcall.errors import BandwidthError, BandwidthUnavailable, ConfcallError
+
+__all__ = ["Check", "Found", "find_applications", "parse_application", "passed", "run_checks"]
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -25,39 +38,6 @@ class Check:
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class Application:
-    """What the account API says of one application."""
-
-    service_type: str
-    settings: dict[str, str]
-
-    def get(self, name: str) -> str:
-        return self.settings.get(name, "")
-
-
-def parse_application(document: str) -> Application:
-    """The account API's ApplicationProvisioningResponse, read with a hardened parser."""
-    from defusedxml import DefusedXmlException
-    from defusedxml.ElementTree import ParseError, fromstring
-
-    try:
-        root = fromstring(document)
-    except (ParseError, DefusedXmlException) as exc:
-        raise BandwidthError(
-            200, f"the account API answered with XML we cannot read: {exc}") from None
-    application = root.find("Application")
-    if application is None:
-        raise BandwidthError(200, "the account API's answer has no <Application>")
-    settings = {}
-    for child in application:
-        if len(child):  # e.g. <CallbackCreds><UserId>…</UserId></CallbackCreds>
-            settings[child.tag] = (child.findtext("UserId") or "").strip()
-        else:
-            settings[child.tag] = (child.text or "").strip()
-    return Application(settings.get("ServiceType", ""), settings)
 
 
 def _url_check(name: str, app: Application, setting: str, expected: str,
@@ -87,25 +67,108 @@ def _creds_check(name: str, app: Application, settings: tuple[str, ...], config:
     return Check(name, OK, f"user {user}")
 
 
-async def _application(client: BandwidthClient, application_id: str | None,
-                       label: str, key: str) -> tuple[Application | None, Check | None]:
-    if not application_id:
-        return None, Check(f"{label} application", FAIL, "no application id configured",
-                           f"set {key}")
+class CredentialsRejected(ConfcallError):
+    """The account API answered 401: nothing on Bandwidth can be read."""
+
+
+@dataclass(frozen=True)
+class Found:
+    """The application confcall uses for one role, or why there is none."""
+
+    role: Role
+    application: Application | None
+    check: Check
+    configured: bool  # its id came from the configuration or an option
+
+
+async def _read(client: BandwidthClient, application_id: str) -> Application | BandwidthError:
     try:
-        return parse_application(await client.get_application(application_id)), None
+        return parse_application(await client.get_application(application_id))
     except BandwidthError as exc:
         if exc.status == 401:
-            return None, Check("credentials", FAIL, "username/password rejected (401)",
-                               "check bandwidth.username and bandwidth.password")
-        if exc.status in (403, 404):
-            return None, Check(f"{label} application", FAIL,
-                               f"{application_id} not found on account "
-                               f"{client.config.account_id} ({exc.status})", f"check {key}")
-        return None, Check(f"{label} application", FAIL, str(exc))
-    except BandwidthUnavailable as exc:
-        return None, Check("credentials", FAIL, f"cannot reach Bandwidth: {exc}",
-                           "check the network and bandwidth.account_api_url")
+            raise CredentialsRejected(exc.body) from None
+        return exc
+
+
+def _label(application: Application) -> str:
+    return f"{application.id} ({application.name})" if application.name else application.id
+
+
+async def find_applications(
+    client: BandwidthClient, config: Config, ids: dict[str, str | None],
+    id_names: dict[str, str] | None = None,
+) -> tuple[list[Found], list[Application]]:
+    """The two applications, each by its configured id (`ids`, by role name) or else as the
+    one application of its type whose callback URL is this server's; and the account's
+    list of applications when it was read. `id_names` says where each id came from (default:
+    its config key). Raises CredentialsRejected on a 401 and BandwidthUnavailable when the
+    account API cannot be reached."""
+    named = {role.name: role.key for role in ROLES} | (id_names or {})
+    read: dict[str, Application | BandwidthError] = {}
+    for role in ROLES:
+        application_id = ids.get(role.name)
+        if application_id:
+            read[role.name] = await _read(client, application_id)
+    listing: list[Application] = []
+    if len(read) < len(ROLES):
+        try:
+            listing = parse_application_list(await client.list_applications())
+        except BandwidthError as exc:
+            if exc.status == 401:
+                raise CredentialsRejected(exc.body) from None
+            raise
+
+    found = []
+    for role in ROLES:
+        name = f"{role.name} application"
+        application_id = ids.get(role.name) or ""
+        outcome = read.get(role.name)
+        if isinstance(outcome, BandwidthError):
+            if outcome.status in (403, 404):
+                check = Check(name, FAIL, f"{application_id} not found on account "
+                              f"{client.config.account_id} ({outcome.status})",
+                              f"check {named[role.name]}; `confcall setup` lists the "
+                              "account's applications")
+            else:
+                check = Check(name, FAIL, f"{application_id}: {account_error(outcome)}")
+            found.append(Found(role, None, check, True))
+        elif outcome is not None:
+            if outcome.service_type == role.service_type:
+                found.append(Found(role, outcome, Check(
+                    name, OK, f"{_label(outcome)}, {role.service_type}"), True))
+                continue
+            other = next(r for r in ROLES if r is not role)
+            swapped = read.get(other.name)
+            fix = (f"the two ids are swapped: exchange {named[role.name]} and "
+                   f"{named[other.name]}" if isinstance(swapped, Application)
+                   and swapped.service_type == role.service_type
+                   else f"set {named[role.name]} to a {role.service_type} application")
+            found.append(Found(role, None, Check(
+                name, FAIL, f"{application_id} is a {outcome.service_type or 'untyped'} "
+                f"application, not {role.service_type}", fix), True))
+        else:
+            found.append(_discover(role, config, listing))
+    return found, listing
+
+
+def _discover(role: Role, config: Config, listing: list[Application]) -> Found:
+    """The one application of the role's type that already sends to this server."""
+    name = f"{role.name} application"
+    url = config.callback_url(role.routes[role.url_setting])
+    matching = [a for a in listing
+                if a.service_type == role.service_type and a.get(role.url_setting) == url]
+    if len(matching) == 1:
+        return Found(role, matching[0], Check(
+            name, OK, f"{_label(matching[0])}, found by its {role.url_setting}"), False)
+    if matching:
+        listed = ", ".join(a.id for a in matching)
+        return Found(role, None, Check(
+            name, FAIL, f"several {role.service_type} applications send to {url}: {listed}",
+            f"set {role.key} to the one linked to your number's location"), False)
+    return Found(role, None, Check(
+        name, FAIL, f"no id configured, and no {role.service_type} application sends to {url}",
+        f"run `confcall setup` (it lists the account's applications), or set {role.key}"),
+        False)
 
 
 async def _health(session: aiohttp.ClientSession, config: Config) -> Check:
@@ -132,35 +195,45 @@ async def run_checks(config: Config, session: aiohttp.ClientSession) -> list[Che
         return checks
 
     client = BandwidthClient(session, config.bandwidth, config.request_timeout)
-    messaging, messaging_problem = await _application(
-        client, config.bandwidth.messaging_application_id, "messaging",
-        "bandwidth.messaging_application_id")
-    voice, voice_problem = await _application(
-        client, config.bandwidth.voice_application_id, "voice",
-        "bandwidth.voice_application_id")
-    problems = [p for p in (messaging_problem, voice_problem) if p is not None]
-    rejected = next((p for p in problems if p.name == "credentials"), None)
-    if rejected is not None:  # nothing else on Bandwidth can be read
-        return [*checks, rejected, await _health(session, config)]
-    if messaging is not None or voice is not None:
-        checks.append(Check("credentials", OK, "accepted by the account API"))
-    checks += problems
+    ids = {"messaging": config.bandwidth.messaging_application_id,
+           "voice": config.bandwidth.voice_application_id}
+    try:
+        found, _ = await find_applications(client, config, ids)
+    except CredentialsRejected:
+        return [*checks, Check("credentials", FAIL, "username/password rejected (401)",
+                               "check bandwidth.username and bandwidth.password"),
+                await _health(session, config)]
+    except BandwidthUnavailable as exc:
+        return [*checks, Check("credentials", FAIL, f"cannot reach Bandwidth: {exc}",
+                               "check the network and bandwidth.account_api_url"),
+                await _health(session, config)]
+    except BandwidthError as exc:
+        return [*checks, Check("credentials", FAIL, f"listing the account's applications: "
+                               f"{account_error(exc)}", "check bandwidth.account_id"),
+                await _health(session, config)]
+    checks.append(Check("credentials", OK, "accepted by the account API"))
 
-    if messaging is not None:
-        expected = config.callback_url("/callbacks/messaging")
-        checks.append(_url_check("messaging inbound URL", messaging, "InboundCallbackUrl",
-                                 expected))
-        checks.append(_url_check("messaging status URL", messaging, "OutboundCallbackUrl",
-                                 expected, optional=True))
-        checks.append(_creds_check("messaging callback credentials", messaging,
-                                   ("InboundCallbackCreds", "OutboundCallbackCreds"), config))
-    if voice is not None:
-        checks.append(_url_check("voice initiated URL", voice, "CallInitiatedCallbackUrl",
-                                 config.callback_url("/callbacks/voice/initiate")))
-        checks.append(_url_check("voice status URL", voice, "CallStatusCallbackUrl",
-                                 config.callback_url("/callbacks/voice/status")))
-        checks.append(_creds_check("voice callback credentials", voice, ("CallbackCreds",),
-                                   config))
+    for item in found:
+        checks.append(item.check)
+        application = item.application
+        if application is None:
+            continue
+        if item.role is MESSAGING:
+            expected = config.callback_url("/callbacks/messaging")
+            checks.append(_url_check("messaging inbound URL", application,
+                                     "InboundCallbackUrl", expected))
+            checks.append(_url_check("messaging status URL", application,
+                                     "OutboundCallbackUrl", expected, optional=True))
+            checks.append(_creds_check("messaging callback credentials", application,
+                                       MESSAGING.credentials, config))
+        else:
+            checks.append(_url_check("voice initiated URL", application,
+                                     "CallInitiatedCallbackUrl",
+                                     config.callback_url("/callbacks/voice/initiate")))
+            checks.append(_url_check("voice status URL", application, "CallStatusCallbackUrl",
+                                     config.callback_url("/callbacks/voice/status")))
+            checks.append(_creds_check("voice callback credentials", application,
+                                       VOICE.credentials, config))
     if config.server.callback_auth is None:
         host = urlsplit(config.server.public_url).hostname or ""
         if host not in LOOPBACK_HOSTS:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from confcall import __version__
-from confcall.config import Config, load_config
+from confcall.config import DEFAULT_CONFIG_FILE, LOOPBACK_HOSTS, Config, given_keys, load_config
 from confcall.errors import ConfcallError
 
 app = typer.Typer(
@@ -27,6 +27,9 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+PublicUrlOption = Annotated[str | None, typer.Option(
+    "--public-url", help="URL Bandwidth reaches the server at.",
+    show_default="server.public_url, else http://HOST:PORT")]
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML config file (default: ./confcall.toml if present).",
@@ -76,8 +79,7 @@ def serve(
                                              show_default="127.0.0.1")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.",
                                              show_default="8080")] = None,
-    public_url: Annotated[str | None, typer.Option(
-        help="URL Bandwidth reaches this server at.", show_default="http://HOST:PORT")] = None,
+    public_url: PublicUrlOption = None,
 ) -> None:
     """Run the webhook server.
 
@@ -181,38 +183,189 @@ def _open_store(config: Config) -> Any:
 
 
 @app.command()
-def check(config_path: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Check that this line will work: config, Bandwidth credentials, the two applications'
-    callback URLs and credentials, and that the public URL reaches this server.
+def check(config_path: ConfigOption = None, public_url: PublicUrlOption = None,
+          as_json: JsonOption = False) -> None:
+    """Check that this line will work: config, Bandwidth credentials, the two applications
+    (by id, or found by this server's callback URLs) and their callback URLs and
+    credentials, and that the public URL reaches this server.
 
     Exits 0 when nothing failed, 1 otherwise.
 
     Example:
 
     \b
-      confcall check --config confcall.toml
+      confcall check --public-url https://confcall.example.com
     """
-    import asyncio
-
-    import aiohttp
-
-    from confcall.check import passed, run_checks
-
-    config = _config(config_path)
-
-    async def go() -> Any:
-        async with aiohttp.ClientSession() as session:
-            return await run_checks(config, session)
-
-    checks = asyncio.run(go())
+    config = _config(config_path, **{"server.public_url": public_url})
+    checks = _checks(config)
     if as_json:
+        from confcall.check import passed
+
         _print_json({"passed": passed(checks), "mode": "sandbox" if config.sandbox else "live",
                      "checks": [c.as_json() for c in checks]})
     else:
         from confcall.render import checks_view
 
         _stdout().print(checks_view(checks))
-    if not passed(checks):
+    if any(c.status == "fail" for c in checks):
+        raise typer.Exit(code=1)
+
+
+def _checks(config: Config) -> Any:
+    import asyncio
+
+    import aiohttp
+
+    from confcall.check import run_checks
+
+    async def go() -> Any:
+        async with aiohttp.ClientSession() as session:
+            return await run_checks(config, session)
+
+    return asyncio.run(go())
+
+
+@app.command()
+def setup(
+    messaging_app: Annotated[str | None, typer.Option(
+        "--messaging-app", metavar="ID", help="The Messaging-V2 application to set up.",
+        show_default="bandwidth.messaging_application_id")] = None,
+    voice_app: Annotated[str | None, typer.Option(
+        "--voice-app", metavar="ID", help="The Voice-V2 application to set up.",
+        show_default="bandwidth.voice_application_id")] = None,
+    generate_credentials: Annotated[bool, typer.Option(
+        "--generate-credentials",
+        help="Make a new callback username and password, save them in the --config file "
+        "(./confcall.toml when none is given: created if missing; mode 0600) and write "
+        "them into both applications.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Show the before/after table and write nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Write without asking.")] = False,
+    public_url: PublicUrlOption = None,
+    config_path: ConfigOption = None,
+) -> None:
+    """Write what confcall needs into the two Bandwidth applications: the callback URLs
+    (built from the public URL), POST as their method, and the callback credentials.
+    Nothing else in either application changes. Shows a before/after table and asks
+    before writing, then runs `confcall check`.
+
+    Without application ids (the options, or bandwidth.messaging_application_id and
+    bandwidth.voice_application_id) it takes the applications that already call this
+    server, or lists the account's applications to choose from.
+
+    Exits 0 when the applications were written and check finds nothing wrong on
+    Bandwidth's side (the public URL may wait for `confcall serve`), 1 otherwise.
+
+    Example:
+
+    \b
+      confcall setup
+      confcall setup --messaging-app 93de2206-… --voice-app 04e88489-… \\
+          --generate-credentials --public-url https://confcall.example.com
+    """
+    import asyncio
+    from urllib.parse import urlsplit
+
+    import aiohttp
+
+    from confcall.applications import MESSAGING, VOICE, Credentials
+    from confcall.render import applications_view, checks_view, plans_view
+    from confcall.setup import Survey, new_credentials, save_credentials, survey, write
+
+    overrides = {"server.public_url": public_url}
+    config = _config(config_path, **overrides)
+    if config.sandbox:
+        fail("sandbox mode: no Bandwidth account is configured, so there is nothing to set "
+             "up; set bandwidth.account_id, username and password")
+    target = config_path or DEFAULT_CONFIG_FILE
+    server = config.server
+    if public_url is None and "server.public_url" not in given_keys(config_path, os.environ):
+        fail(f"server.public_url is not set, so the callback URLs would start "
+             f"{server.public_url}, which Bandwidth cannot reach: set it (or --public-url, or "
+             "CONFCALL_SERVER_PUBLIC_URL) to the HTTPS address confcall is reached at")
+    if generate_credentials and (server.callback_username or server.callback_password):
+        fail(f"callback credentials are already configured (user {server.callback_username}): "
+             "drop --generate-credentials to write those, or remove them to make a new pair")
+    credentials = (new_credentials() if generate_credentials
+                   else Credentials(*server.callback_auth) if server.callback_auth else None)
+    ids = {"messaging": messaging_app or config.bandwidth.messaging_application_id,
+           "voice": voice_app or config.bandwidth.voice_application_id}
+    id_names = {"messaging": MESSAGING.option if messaging_app else MESSAGING.key,
+                "voice": VOICE.option if voice_app else VOICE.key}
+
+    async def look() -> Survey:
+        async with aiohttp.ClientSession() as session:
+            return await survey(session, config, ids, id_names, credentials)
+
+    try:
+        found = asyncio.run(look())
+    except ConfcallError as exc:
+        fail(str(exc))
+    console = _stdout()
+    if found.unchosen:
+        console.print(f"Applications on account {config.bandwidth.account_id}:")
+        console.print(applications_view(found.listing))
+        absent = [r.service_type for r in found.unchosen
+                  if not any(a.service_type == r.service_type for a in found.listing)]
+        if absent:
+            fail(f"the account has no {' or '.join(absent)} application: create it in the "
+                 "Bandwidth dashboard, link it to your number's location, and run setup again")
+        options = " ".join(f"{r.option} ID" for r in found.unchosen)
+        keys = " and ".join(r.key for r in found.unchosen)
+        fail(f"choose from the list above: confcall setup {options} (or set {keys})")
+    if credentials is None:
+        fail(f"confcall has no callback credentials for Bandwidth to send: add "
+             f"--generate-credentials (a new pair, saved in {target}), or set "
+             "server.callback_username and server.callback_password")
+
+    console.print(f"account {config.bandwidth.account_id} · public URL "
+                  f"{config.server.public_url}\n", markup=False)
+    if urlsplit(config.server.public_url).hostname in LOOPBACK_HOSTS:
+        console.print(f"warning: {config.server.public_url} is on this machine only: Bandwidth "
+                      "cannot reach it\n", style="bold yellow", markup=False)
+    console.print(plans_view(found.plans))
+    if generate_credentials:
+        console.print(f"The callback credentials {'would be' if dry_run else 'are'} a new "
+                      f"pair, {'' if dry_run else 'to be '}saved in {target} (mode 0600).",
+                      markup=False)
+    if dry_run:
+        console.print("dry run: nothing written")
+        return
+    if not yes:
+        try:
+            confirmed = typer.confirm("Write these settings to both applications?")
+        except typer.Abort:
+            confirmed = False
+        if not confirmed:
+            fail("nothing written")
+    # the check at the end looks at the applications written, whatever else matches
+    overrides |= {plan.role.key: plan.application.id for plan in found.plans}
+    if generate_credentials:
+        try:
+            save_credentials(target, credentials)
+        except ConfcallError as exc:
+            fail(str(exc))
+        console.print(f"saved the callback credentials in {target} (mode 0600)", markup=False)
+    config = _config(target if generate_credentials else config_path, **overrides)
+
+    async def store() -> None:
+        async with aiohttp.ClientSession() as session:
+            await write(session, config, found.plans, lambda plan: console.print(
+                f"wrote the {plan.role.name} application {plan.application.id}",
+                markup=False))
+
+    try:
+        asyncio.run(store())
+    except ConfcallError as exc:
+        fail(str(exc))
+    console.print()
+    checks = _checks(config)
+    console.print(checks_view(checks))
+    failed = {c.name for c in checks if c.status == "fail"}
+    if failed == {"public URL"}:
+        console.print(f"\nBandwidth's side is set up. `confcall check` passes once "
+                      f"`confcall serve` answers at {config.server.public_url}.", markup=False)
+    elif failed:
         raise typer.Exit(code=1)
 
 

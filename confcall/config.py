@@ -240,6 +240,15 @@ def _coerce(key: Key, value: Any, region: str) -> Any:
     raise AssertionError(key.kind)  # pragma: no cover
 
 
+def given_keys(path: Path | None = None, environ: Mapping[str, str] | None = None) -> set[str]:
+    """The keys the config file (`path`, or ./confcall.toml when present) and `environ` set,
+    as opposed to those left to their defaults."""
+    if path is None and DEFAULT_CONFIG_FILE.is_file():
+        path = DEFAULT_CONFIG_FILE
+    keys = set(_read_file(path)) if path is not None else set()
+    return keys | set(_from_environ(environ if environ is not None else {}))
+
+
 def load_config(
     path: Path | None = None,
     environ: Mapping[str, str] | None = None,

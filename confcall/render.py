@@ -1,4 +1,4 @@
-"""Rich renderings for the command line: the serve banner, status, history and check."""
+"""Rich renderings for the command line: the serve banner, status, history, check and setup."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from confcall.applications import ROLES, Application
 from confcall.conference import format_duration
 from confcall.config import LOOPBACK_HOSTS, Config
 
-if TYPE_CHECKING:  # check.py imports aiohttp, which status and history must not load
+if TYPE_CHECKING:  # check.py and setup.py import aiohttp, which status and history must not load
     from confcall.check import Check
+    from confcall.setup import Plan
 
 CALLBACK_ROUTES = (
     ("messaging app", "/callbacks/messaging"),
@@ -163,3 +165,47 @@ def checks_view(checks: list[Check]) -> RenderableType:
             detail.append(f"\n→ {check.fix}", style="cyan")
         table.add_row(CHECK_MARK[check.status], Text(check.name), detail)
     return table
+
+
+def plans_view(plans: list[Plan]) -> RenderableType:
+    """Each setting setup writes, as it is now and (under it) as it will be: one table per
+    application."""
+    parts: list[RenderableType] = []
+    for plan in plans:
+        application = plan.application
+        title = Text(f"{plan.role.name} application {application.id}", style="bold")
+        if application.name:
+            title.append(f" ({application.name})", style="")
+        if plan.note:
+            title.append(f", {plan.note}", style="dim")
+        table = Table(show_header=False, show_edge=False, box=None, padding=(0, 1))
+        table.add_column(no_wrap=True, style="bold")
+        table.add_column(overflow="fold")
+        for change in plan.changes:
+            value = Text(change.before)
+            if change.changed:
+                value.append(f"\n→ {change.after}", style="green")
+            else:
+                value.append(" (unchanged)", style="dim")
+            table.add_row(Text(change.setting), value)
+        parts += [title, table, Text("")]
+    return Group(*parts)
+
+
+def applications_view(listing: list[Application]) -> RenderableType:
+    """The account's Messaging-V2 and Voice-V2 applications to choose from, each with
+    where it sends callbacks now."""
+    lines: list[RenderableType] = []
+    for role in ROLES:
+        lines.append(Text(f"{role.service_type} applications", style="bold"))
+        chosen = [a for a in listing if a.service_type == role.service_type]
+        for application in chosen:
+            line = Text(f"  {application.id}  ")
+            line.append(application.name or "(no name)", style="bold")
+            lines.append(line)
+            lines.append(Text(f"    {role.url_setting} "
+                              f"{application.get(role.url_setting) or 'not set'}", style="dim"))
+        if not chosen:
+            lines.append(Text("  none", style="dim"))
+        lines.append(Text(""))
+    return Group(*lines)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -37,7 +38,8 @@ def fixture(name: str) -> Any:
 class Fault:
     """How the next matching requests fail."""
 
-    route: str  # "messages", "conference", "lookup", "application", or "*"
+    route: str  # "messages", "conference", "lookup", "application", "applications",
+    # "application-update", or "*"
     times: int
     status: int = 503
     retry_after: str | None = None
@@ -63,6 +65,8 @@ class FakeBandwidth:
     refuse_numbers: set[str] = field(default_factory=set)
     conferences: list[dict[str, Any]] = field(default_factory=list)
     applications: dict[str, str] = field(default_factory=dict)
+    # account API writes (`confcall setup`): (application id, body) of each PUT, as sent
+    application_updates: list[tuple[str, str]] = field(default_factory=list)
     requests: int = 0
     hung: int = 0  # requests taken and never finished (`hang` faults)
     redirected: int = 0  # GETs that followed a redirect to /elsewhere
@@ -118,6 +122,7 @@ class FakeBandwidth:
                            self._application, name="application")
         # where a redirect from the messaging API leads: answers any GET with a message
         app.router.add_get("/elsewhere/{tail:.*}", self._elsewhere, name="elsewhere")
+        self._add_application_writes(app)
         return app
 
     @web.middleware
@@ -228,3 +233,72 @@ class FakeBandwidth:
                 "<Description>Application not found</Description></ResponseStatus>"
                 "</ApplicationProvisioningResponse>"))
         return web.Response(text=text, content_type="application/xml")
+
+    # --- account API: listing and updating applications (`confcall setup`) ---------------
+    # As Bandwidth documents them: GET …/applications answers every application in an
+    # <ApplicationList>; PUT …/applications/{id} takes an <Application> document that
+    # replaces ALL the application's settings, answers 200 with the application as stored,
+    # and later reads never show a <Password>.
+
+    def _add_application_writes(self, app: web.Application) -> None:
+        acct = "{account}"
+        app.router.add_get(f"/account/api/accounts/{acct}/applications",
+                           self._list_applications, name="applications")
+        app.router.add_put(f"/account/api/accounts/{acct}/applications/{{id}}",
+                           self._update_application, name="application-update")
+
+    async def _list_applications(self, request: web.Request) -> web.Response:
+        items = "".join(_application_element(document)
+                        for document in self.applications.values())
+        return web.Response(content_type="application/xml", text=(
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+            f"<ApplicationProvisioningResponse>\n    <ApplicationList>{items}\n"
+            "    </ApplicationList>\n</ApplicationProvisioningResponse>\n"))
+
+    def _refuse(self, request: web.Request, problem: str) -> web.Response:
+        self.rejected.append(f"{request.method} {request.path}: {problem}")
+        return web.Response(status=400, content_type="application/xml", text=(
+            "<ApplicationProvisioningResponse><ResponseStatus><ErrorCode>12345</ErrorCode>"
+            f"<Description>{problem}</Description></ResponseStatus>"
+            "</ApplicationProvisioningResponse>"))
+
+    async def _update_application(self, request: web.Request) -> web.Response:
+        from defusedxml import DefusedXmlException
+        from defusedxml.ElementTree import ParseError, fromstring
+
+        application_id = request.match_info["id"]
+        current = self.applications.get(application_id)
+        if current is None:
+            return await self._application(request)  # the same 404
+        body = await request.text()
+        self.application_updates.append((application_id, body))
+        if request.content_type != "application/xml":
+            return self._refuse(request, f"Content-Type {request.content_type}")
+        try:
+            root = fromstring(body, forbid_dtd=True)
+        except (ParseError, DefusedXmlException) as exc:
+            return self._refuse(request, f"not XML: {exc}")
+        if root.tag != "Application":
+            return self._refuse(request, f"root element <{root.tag}>, not <Application>")
+        service_type = fromstring(current).findtext("Application/ServiceType")
+        if root.findtext("ServiceType") not in (None, service_type):
+            return self._refuse(request, "ServiceType cannot change")
+        needed = ("AppName", "InboundCallbackUrl" if service_type == "Messaging-V2"
+                  else "CallInitiatedCallbackUrl")
+        missing = [name for name in needed if not root.findtext(name)]
+        if missing:
+            return self._refuse(request, f"{missing[0]} is mandatory")
+        stored = re.sub(r"\s*<Password>.*?</Password>", "", body, flags=re.S)
+        self.applications[application_id] = (
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+            f"<ApplicationProvisioningResponse>\n    {stored}\n"
+            "</ApplicationProvisioningResponse>\n")
+        return web.Response(text=self.applications[application_id],
+                            content_type="application/xml")
+
+
+def _application_element(document: str) -> str:
+    """The <Application> element of an account API answer, as text."""
+    found = re.search(r"<Application>.*</Application>", document, re.S)
+    assert found is not None, document
+    return "\n        " + found.group(0)

@@ -77,8 +77,8 @@ def applications(fake: FakeBandwidth, public_url: str, *, creds: bool = True,
 # --- help and start-up ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["serve", "check", "simulate-text", "simulate-call",
-                                     "status", "history", "end"])
+@pytest.mark.parametrize("command", ["serve", "check", "setup", "simulate-text",
+                                     "simulate-call", "status", "history", "end"])
 def test_every_command_has_help_with_an_example(command: str) -> None:
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0
@@ -248,11 +248,12 @@ async def test_check_passes_on_a_good_setup(start_line: StartLine, tmp_path: Pat
     code, report = await run_check(line, tmp_path)
     assert code == 0, report
     assert report["passed"] and report["mode"] == "live"
-    assert {c["name"]: c["status"] for c in report["checks"]} == {
-        "config": "ok", "credentials": "ok", "messaging inbound URL": "ok",
-        "messaging status URL": "ok", "messaging callback credentials": "ok",
-        "voice initiated URL": "ok", "voice status URL": "ok",
-        "voice callback credentials": "ok", "public URL": "ok"}
+    assert [(c["name"], c["status"]) for c in report["checks"]] == [
+        ("config", "ok"), ("credentials", "ok"), ("messaging application", "ok"),
+        ("messaging inbound URL", "ok"), ("messaging status URL", "ok"),
+        ("messaging callback credentials", "ok"), ("voice application", "ok"),
+        ("voice initiated URL", "ok"), ("voice status URL", "ok"),
+        ("voice callback credentials", "ok"), ("public URL", "ok")]
     shown = await invoke("check", "--config", str(tmp_path / "c.toml"))
     assert "✓" in shown.output and "✗" not in shown.output
 
