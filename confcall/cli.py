@@ -573,6 +573,79 @@ def end(
                         f"{len(target.invitees)} invitee(s) get \"{text}\"", markup=False)
 
 
+@app.command()
+def backup(
+    path: Annotated[Path, typer.Argument(help="Where to write the copy.", show_default=False,
+                                         dir_okay=False)],
+    force: Annotated[bool, typer.Option("--force", help="Replace PATH if it exists.")] = False,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write a consistent copy of the database to PATH, safe while `confcall serve` runs
+    (SQLite's online backup: the copy is the database as of one moment). The copy is
+    private to its owner (mode 0600) and checked before it is kept.
+
+    Example:
+
+    \b
+      confcall backup /var/backups/confcall-$(date +%F).db
+    """
+    from confcall.backup import backup as copy_database
+
+    config = _config(config_path)
+    console = _stderr()
+
+    def progress(done: int, total: int) -> None:
+        if total > 4 * 256 and not as_json:  # only worth a word for a big database
+            console.print(f"copied {done} of {total} pages", highlight=False)
+
+    try:
+        copied = copy_database(config.store_path, path, overwrite=force, progress=progress)
+    except ConfcallError as exc:
+        fail(str(exc))
+    if as_json:
+        _print_json({"source": str(copied.source), "backup": str(copied.target),
+                     "bytes": copied.size, "conferences": copied.conferences})
+    else:
+        _stdout().print(f"backed up {copied.source} to {copied.target}: {copied.conferences} "
+                        f"conference(s), {copied.size / 1024:.0f} KiB", markup=False)
+
+
+@app.command()
+def restore(
+    backup_file: Annotated[Path, typer.Argument(
+        help="A copy made by `confcall backup`.", show_default=False, dir_okay=False)],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first.")] = False,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Put a backup in place of the database (store.path). Refused while a `confcall serve`
+    uses that database: stop it first. Asks before replacing a database that exists.
+
+    Example:
+
+    \b
+      systemctl stop confcall && confcall restore confcall-2026-11-30.db --yes
+    """
+    from confcall.backup import restore as put_back
+
+    config = _config(config_path)
+    target = config.store_path
+    if target.exists() and not yes and not typer.confirm(
+            f"Replace {target} with {backup_file}?", default=False, err=True):
+        fail("nothing restored")
+    try:
+        copied = put_back(backup_file, target)
+    except ConfcallError as exc:
+        fail(str(exc))
+    if as_json:
+        _print_json({"backup": str(copied.source), "database": str(copied.target),
+                     "bytes": copied.size, "conferences": copied.conferences})
+    else:
+        _stdout().print(f"restored {copied.target} from {copied.source}: "
+                        f"{copied.conferences} conference(s)", markup=False)
+
+
 DEFAULT_CLOSING = "The conference has ended. Thank you for joining."
 
 

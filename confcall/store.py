@@ -186,7 +186,7 @@ def _not_in(ids: Sequence[int]) -> str:
     return f" AND id NOT IN ({','.join('?' * len(ids))})" if ids else ""
 
 
-def _lock_writer(path: Path) -> int | None:
+def lock_writer(path: Path) -> int | None:
     """Open the database file and hold the lock that makes this process the one that writes
     it, or StoreError: a second server on the same database would send every text twice,
     and the store keeps what it has read (the active conferences) between its own writes.
@@ -254,7 +254,7 @@ class Store:
     def open(cls, path: Path, *, create: bool = True, synchronous: str = "normal",
              writer: bool = False) -> Store:
         """Open (and, with `create`, make and migrate) the database at `path`. With
-        `writer`, as the one process that writes it (see `_lock_writer`), after checking
+        `writer`, as the one process that writes it (see `lock_writer`), after checking
         that its pages are sound: a damaged database stops start-up with one line.
 
         In WAL mode, synchronous=normal makes every commit durable against a crash of the
@@ -266,7 +266,7 @@ class Store:
             raise StoreError(f"no database at {path}: has `confcall serve` run here yet?")
         if not exists:
             path.parent.mkdir(parents=True, exist_ok=True)
-        writer_file = _lock_writer(path) if writer else None
+        writer_file = lock_writer(path) if writer else None
         if not exists and writer_file is None:
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # private, as above
         try:
