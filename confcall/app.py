@@ -46,7 +46,7 @@ async def _outbox(app: web.Application) -> AsyncIterator[None]:
     ) as session:
         app[SESSION] = session
         app[CLIENT] = BandwidthClient(session, config.bandwidth, config.request_timeout)
-        outbox = Outbox(app[STORE], app[CLIENT], config, app[CLOCK], app[RANDOM])
+        outbox = Outbox(app[STORE], app[CLIENT], config, app[RULES], app[CLOCK], app[RANDOM])
         app[OUTBOX] = outbox
         outbox.start()
 

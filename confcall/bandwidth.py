@@ -85,11 +85,14 @@ class BandwidthClient:
                                        maybe_accepted=not isinstance(exc, _NOT_SENT)) from None
 
     async def send_message(self, *, application_id: str, to: list[str], text: str,
-                           tag: str) -> str:
-        """Send one text (to several numbers: one group message); returns Bandwidth's id."""
+                           tag: str, media: list[str] | None = None) -> str:
+        """Send one text (to several numbers: one group message; with `media`, an MMS);
+        returns Bandwidth's id."""
         url = f"{self.config.messaging_api_url}/users/{self.config.account_id}/messages"
-        body = {"applicationId": application_id, "to": to,
-                "from": self.config.phone_number, "text": text, "tag": tag}
+        body: dict[str, Any] = {"applicationId": application_id, "to": to,
+                                "from": self.config.phone_number, "text": text, "tag": tag}
+        if media:
+            body["media"] = media
         status, answer = await self._request("POST", url, json_body=body)
         try:
             message = json.loads(answer)

@@ -106,7 +106,7 @@ def serve(
     from confcall.app import create_app
 
     try:
-        with logs.to_stderr():
+        with logs.to_stderr(mask_numbers=config.mask_numbers):
             served = create_app(config)
             # What start-up made (modules, config, the app) lives as long as the process:
             # take it out of the collector's sight, so that a full collection while serving

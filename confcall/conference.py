@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: `status` and `history` import this module, and start fast
@@ -77,6 +77,7 @@ class QueueText:
     text: str
     purpose: str  # invite, confirm, refuse, forward, recap, notice
     conference_id: str | None = None
+    media: tuple[str, ...] = ()  # URLs of pictures to send with it (an MMS)
 
 
 @dataclass(frozen=True)
@@ -141,12 +142,38 @@ Effect = (
     | RecordBandwidthId | RecordJoin | RecordLeave | FinishConference | RecordDelivery
 )
 
+# What a decision did, as a label: the log says it in words, tests and counts read the label.
+STARTED, REFUSED, ENDS, FORWARDED = "started", "refused", "ends", "forwarded"
+NOT_ORGANIZER, OTHER_LINE, IGNORED = "not an organizer", "another line", "ignored"
+RECORDED, JOINED, LEFT, CLOSED = "recorded", "joined", "left", "closed"
+TOLD = "told the organizer"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the state machine decided for one event: what happened (`outcome`, one of the
+    labels above; `detail` in words), and the effects to write for it."""
+
+    outcome: str
+    effects: list[Effect] = field(default_factory=list)
+    detail: str = ""
+
+    def queues(self) -> bool:
+        """Whether it gave the outbox something to send."""
+        return any(isinstance(e, (QueueText, QueueCompletion, QueueRecapTimer))
+                   for e in self.effects)
+
 
 def invitation(organizer: str, line: str) -> str:
     return (
         f"You have been invited by {organizer} to join a conference. "
         f"Please call {line} to join"
     )
+
+
+FORWARD_PARTS = 4  # a closing text is forwarded in at most this many messages (8,192 chars)
+NOTHING_TO_FORWARD = "Your text had nothing in it to forward."
+DEFAULT_CLOSING = "The conference has ended. Thank you for joining."
 
 
 def _how_to(rules: Rules) -> str:
@@ -156,64 +183,109 @@ def _how_to(rules: Rules) -> str:
     )
 
 
-def on_text(
-    rules: Rules, event: TextReceived, active: Conference | None, new_id: str, now: float
-) -> list[Effect]:
+def on_text(rules: Rules, event: TextReceived, current: Conference | None, now: float,
+            new_id: str) -> Decision:
     """An inbound text. Organizers start a conference with a list and end it with the next
-    text; anyone else is recorded and not answered, so no text loop with a stranger starts.
-    So is a text to another number on the same Bandwidth application."""
-    if event.sender not in rules.organizers or event.line != rules.line:
-        return []
-    if active is not None:
-        return end(active, event.text, now)
+    text; texts they send while it is ending (until the recap) go to the same people.
+    Anyone else is recorded and not answered, so no text loop with a stranger starts. So is
+    a text to another number on the same Bandwidth application."""
+    if event.line != rules.line:
+        return Decision(OTHER_LINE, detail=f"sent to {event.line}, not {rules.line}: stored,"
+                        " not answered")
+    if event.sender not in rules.organizers:
+        return Decision(NOT_ORGANIZER, detail="not an organizer: stored, not answered")
+    if current is not None and current.status == ACTIVE:
+        return end(current, event.text, now, event.media)
+    if current is not None and current.status == ENDING:
+        return Decision(FORWARDED, forward(current, event.text, event.media),
+                        f"forwarded to {current.id}, which is ending")
+    return start(rules, event, now, new_id)
+
+
+def start(rules: Rules, event: TextReceived, now: float, new_id: str) -> Decision:
+    """A start text: invite every number it holds, or say why not."""
     from confcall.phone import read_numbers  # phonenumbers is slow to import: only if needed
 
     found = read_numbers(event.text, rules.region, limit=COUNT_LIMIT)
-    numbers = tuple(number for number in found.numbers if number != rules.line)
+    numbers = tuple(n for n in found.numbers if n not in (rules.line, event.sender))
+    notes = []
+    if event.sender in found.numbers:
+        notes.append(f"You ({event.sender}) are not invited: you can always call in.")
+    if rules.line in found.numbers:
+        notes.append(f"{rules.line} is this line's number.")
+
+    def refuse(why: str) -> Decision:
+        text = " ".join([why, *notes, _how_to(rules) + "."])
+        return Decision(REFUSED, [QueueText((event.sender,), text, "refuse")],
+                        "refused, told why")
+
     # a truncated reading is refused whatever it found: the numbers after the stop are unknown
     if found.truncated or len(numbers) > rules.max_invites:
         sent = f"more than {COUNT_LIMIT}" if found.truncated else str(len(numbers))
-        return [QueueText(
-            (event.sender,),
-            f"Too many numbers: you sent {sent}, the limit is {rules.max_invites}. "
-            + _how_to(rules) + ".",
-            "refuse",
-        )]
+        return refuse(f"Too many numbers: you sent {sent}, the limit is {rules.max_invites}.")
     if not numbers:
-        return [QueueText((event.sender,), "No phone numbers found in your message. "
-                          + _how_to(rules) + ".", "refuse")]
+        return refuse("No phone numbers to invite found in your message." if notes
+                      else "No phone numbers found in your message.")
     conference = Conference(new_id, event.sender, ACTIVE, numbers, created_at=now)
     effects: list[Effect] = [StartConference(conference)]
     effects += [QueueText((number,), invitation(event.sender, rules.line), "invite", new_id)
                 for number in numbers]
     confirmation = f"Conference started. Invited: {', '.join(numbers)}."
+    if notes:
+        confirmation += " " + " ".join(notes)
     if found.not_numbers:
         shown = list(found.not_numbers[:SHOWN_NOT_NUMBERS])
         if len(found.not_numbers) > SHOWN_NOT_NUMBERS:
             shown.append(f"and {len(found.not_numbers) - SHOWN_NOT_NUMBERS} more")
         confirmation += " Not phone numbers, ignored: " + "; ".join(shown) + "."
-    confirmation += " Your next text ends the call and goes to everyone."
+    confirmation += (" Your next text ends the call and goes to everyone, as does any text you"
+                     " send until the recap.")
     effects.append(QueueText((event.sender,), confirmation, "confirm", new_id))
+    return Decision(STARTED, effects, f"started {new_id}, inviting {len(numbers)}")
+
+
+def forward(conference: Conference, text: str, media: tuple[str, ...] = ()) -> list[Effect]:
+    """The organizer's text to every invitee, unchanged: as few group messages as the group
+    limit allows, and a long text in parts of what Bandwidth takes in one message (at most
+    FORWARD_PARTS; the organizer is told if more was cut). With nothing to forward, the
+    organizer is told so: an empty forward is never silent."""
+    parts = [text[i:i + TEXT_LIMIT] for i in range(0, len(text), TEXT_LIMIT)] if (
+        text.strip()) else []
+    effects: list[Effect] = []
+    if not parts and not media:
+        return [QueueText((conference.organizer,), NOTHING_TO_FORWARD, "notice", conference.id)]
+    cut = len(parts) > FORWARD_PARTS
+    parts = parts[:FORWARD_PARTS] or [""]
+    for begin in range(0, len(conference.invitees), GROUP_LIMIT):
+        group = conference.invitees[begin:begin + GROUP_LIMIT]
+        effects += [QueueText(group, part, "forward", conference.id, media if i == 0 else ())
+                    for i, part in enumerate(parts)]
+    if cut:
+        effects.append(QueueText(
+            (conference.organizer,),
+            f"Your text was longer than {FORWARD_PARTS * TEXT_LIMIT:,} characters: only the "
+            f"first {FORWARD_PARTS * TEXT_LIMIT:,} were forwarded.", "notice", conference.id))
     return effects
 
 
-def end(conference: Conference, closing_text: str, now: float) -> list[Effect]:
-    """End an active conference: forward the closing text to every invitee (as few group
-    messages as the group limit allows), then complete it on Bandwidth."""
+def end(conference: Conference, closing_text: str, now: float,
+        media: tuple[str, ...] = ()) -> Decision:
+    """End an active conference: forward the closing text (and any pictures) to every
+    invitee, then complete it on Bandwidth."""
     effects: list[Effect] = [BeginEnding(conference.id, closing_text)]
-    if closing_text.strip():
-        invitees = conference.invitees
-        # unchanged, but in parts where it is longer than Bandwidth takes in one message
-        parts = [closing_text[i:i + TEXT_LIMIT] for i in range(0, len(closing_text), TEXT_LIMIT)]
-        for start in range(0, len(invitees), GROUP_LIMIT):
-            group = invitees[start:start + GROUP_LIMIT]
-            effects += [QueueText(group, part, "forward", conference.id) for part in parts]
+    if closing_text.strip() or media:
+        effects += forward(conference, closing_text, media)
+    else:  # nothing to forward: the invitees still hear the call is over
+        effects += forward(conference, DEFAULT_CLOSING)
+        effects.append(QueueText((conference.organizer,),
+                                 f'{NOTHING_TO_FORWARD} Everyone got "{DEFAULT_CLOSING}"',
+                                 "notice", conference.id))
     if conference.bandwidth_id or conference.members:
         effects.append(QueueCompletion(conference.id))
         effects.append(QueueRecapTimer(conference.id, now + RECAP_WAIT))
     else:
         effects += finish(conference, now)
-    return effects
+    return Decision(ENDS, effects, f"ends {conference.id}")
 
 
 def finish(conference: Conference, now: float) -> list[Effect]:
@@ -227,86 +299,94 @@ def finish(conference: Conference, now: float) -> list[Effect]:
             QueueText((conference.organizer,), recap(closed), "recap", conference.id)]
 
 
-def on_recap_due(conference: Conference | None, now: float) -> list[Effect]:
+def on_recap_due(conference: Conference | None, now: float, why: str = "") -> Decision:
     """60 s after the end text, or once Bandwidth had nothing to complete: if Bandwidth
     never said the conference completed, close it."""
     if conference is None or conference.status != ENDING:
-        return []
-    return finish(conference, now)
+        return Decision(IGNORED)
+    return Decision(CLOSED, finish(conference, now),
+                    f"{conference.id} ended" + (f": {why}" if why else ""))
 
 
-def on_invite_failed(conference: Conference, numbers: tuple[str, ...], status: int) -> list[Effect]:
+def on_invite_refused(conference: Conference | None, numbers: tuple[str, ...],
+                      status: int) -> Decision:
     """Bandwidth refused an invitation for good: tell the organizer, once per refusal."""
-    return [QueueText(
+    if conference is None:
+        return Decision(IGNORED)
+    return Decision(TOLD, [QueueText(
         (conference.organizer,),
         f"Could not invite {', '.join(numbers)}: Bandwidth refused the text ({status}).",
         "notice",
         conference.id,
-    )]
+    )])
 
 
-def on_completion_failed(conference: Conference, detail: str) -> list[Effect]:
+def on_completion_refused(conference: Conference | None, detail: str) -> Decision:
     """Bandwidth refused for good to end the call: the callers stay on it until they hang
     up. Tell the organizer, once."""
-    return [QueueText(
+    if conference is None:
+        return Decision(IGNORED)
+    return Decision(TOLD, [QueueText(
         (conference.organizer,),
         f"The call could not be ended on Bandwidth: {detail}"[:TEXT_LIMIT],
         "notice",
         conference.id,
-    )]
+    )])
 
 
-def on_conference_created(conference: Conference | None, event: ConferenceCreated) -> list[Effect]:
+def on_conference_created(conference: Conference | None, event: ConferenceCreated) -> Decision:
     if conference is None:
-        return []
+        return Decision(IGNORED)
     effects: list[Effect] = [RecordBandwidthId(conference.id, event.bandwidth_id)]
     if conference.status == ENDED:
         # a call answered just before the end text reached Bandwidth after it: end what it
         # started, or the caller waits alone in a conference nobody will join
         effects.append(QueueCompletion(conference.id))
-    return effects
+    return Decision(RECORDED, effects)
 
 
-def on_member_joined(conference: Conference | None, event: MemberJoined) -> list[Effect]:
+def on_member_joined(conference: Conference | None, event: MemberJoined) -> Decision:
     if conference is None or conference.status == ENDED:
-        return []
-    return [RecordJoin(conference.id, event.call_id, event.caller, event.time)]
+        return Decision(IGNORED)
+    return Decision(JOINED, [RecordJoin(conference.id, event.call_id, event.caller, event.time)],
+                    f"{event.caller} joined {conference.id} (call {event.call_id})")
 
 
-def on_member_left(conference: Conference | None, event: MemberLeft) -> list[Effect]:
+def on_member_left(conference: Conference | None, event: MemberLeft) -> Decision:
     if conference is None:
-        return []
+        return Decision(IGNORED)
     if conference.status == ENDED and all(m.call_id != event.call_id
                                           for m in conference.members):
-        return []  # a stray leave must not add a caller to a finished record
-    return [RecordLeave(event.call_id, event.time, conference.id, event.caller)]
+        return Decision(IGNORED)  # a stray leave must not add a caller to a finished record
+    return Decision(LEFT, [RecordLeave(event.call_id, event.time, conference.id, event.caller)],
+                    f"{event.caller} left {conference.id} (call {event.call_id})")
 
 
-def on_disconnect(conference: Conference | None, event: CallDisconnected) -> list[Effect]:
-    """A call ended: it has left whatever conference it was in (`conference` is unknown
-    here: disconnect events carry only the call)."""
-    return [RecordLeave(event.call_id, event.time)]
+def on_disconnect(event: CallDisconnected) -> Decision:
+    """A call ended: it has left whatever conference it was in (disconnect events carry
+    only the call, so which conference is not known here)."""
+    return Decision(RECORDED, [RecordLeave(event.call_id, event.time)])
 
 
-def on_conference_completed(
-    conference: Conference | None, event: ConferenceCompleted
-) -> list[Effect]:
+def on_conference_completed(conference: Conference | None,
+                            event: ConferenceCompleted) -> Decision:
     """Bandwidth's conference is gone. Ours ends only if its organizer asked; otherwise the
     last caller hung up, and the next caller starts a new Bandwidth conference of that name."""
     if conference is None:
-        return []
+        return Decision(IGNORED)
     if conference.status == ENDING:
-        return finish(conference, event.time)
+        return Decision(CLOSED, finish(conference, event.time), f"{conference.id} ended")
     if conference.status == ACTIVE:
-        return [RecordBandwidthId(conference.id, None)]
-    return []
+        return Decision(RECORDED, [RecordBandwidthId(conference.id, None)])
+    return Decision(IGNORED)
 
 
-def on_text_status(event: TextStatus) -> list[Effect]:
+def on_text_status(event: TextStatus) -> Decision:
     detail = event.description
     if event.error_code is not None:
         detail = f"{event.error_code}: {detail}" if detail else str(event.error_code)
-    return [RecordDelivery(event.tag, event.message_id, event.status, event.recipient, detail)]
+    return Decision(RECORDED, [RecordDelivery(event.tag, event.message_id, event.status,
+                                              event.recipient, detail)])
 
 
 def answer(rules: Rules, caller: str, line: str,

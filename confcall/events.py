@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from confcall.errors import ConfcallError
@@ -33,6 +33,7 @@ class TextReceived(Event):
     line: str
     text: str
     application_id: str
+    media: tuple[str, ...] = ()  # an MMS's attachments, as Bandwidth's URLs
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,10 @@ class Unused(Event):
     kind: str
 
 
+EARLIEST = 946684800.0  # 2000-01-01: no callback of Bandwidth's is older
+LATEST_AHEAD = 86400.0  # a clock a day fast is wrong; a time beyond that is not a time
+
+
 def parse_time(value: str) -> float:
     """Bandwidth's ISO 8601 times (`2022-06-17T22:19:40.375Z`) as epoch seconds."""
     text = value.strip()
@@ -104,10 +109,22 @@ def parse_time(value: str) -> float:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise BadEvent(f"{value!r} is not an ISO 8601 time") from None
+        raise BadEvent(f"{value[:40]!r} is not an ISO 8601 time") from None
     if moment.tzinfo is None:
-        raise BadEvent(f"{value!r} has no time zone")
-    return moment.timestamp()
+        raise BadEvent(f"{value[:40]!r} has no time zone")
+    try:
+        return moment.timestamp()
+    except (OverflowError, ValueError, OSError):  # year 1 at +14:00 is before year 1 in UTC
+        raise BadEvent(f"{value[:40]!r} is out of range") from None
+
+
+def check_time(event: Event, now: float) -> None:
+    """BadEvent unless `event` happened between 2000 and a day from `now`: a join in 2099
+    would make every report and recap nonsense."""
+    if event.key and not EARLIEST <= event.time <= now + LATEST_AHEAD:
+        shown = datetime.fromtimestamp(event.time, tz=timezone.utc).isoformat(
+            timespec="seconds") if EARLIEST / 2 < event.time < 4e10 else "far away"
+        raise BadEvent(f"event time {shown} is not between 2000 and tomorrow")
 
 
 class _Fields:
@@ -141,6 +158,17 @@ class _Fields:
     def time(self, name: str) -> float:
         return parse_time(self.text(name))
 
+    def urls(self, name: str, most: int = 10) -> tuple[str, ...]:
+        """A list of http(s) URLs (an MMS's media); absent is empty."""
+        value = self.data.get(name)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or len(value) > most or not all(
+                isinstance(v, str) and v.startswith(("https://", "http://")) and len(v) <= 2048
+                for v in value):
+            raise BadEvent(f"{self.where}.{name} must be a list of at most {most} URLs")
+        return tuple(value)
+
     def obj(self, name: str) -> _Fields:
         return _Fields(self.data.get(name), f"{self.where}.{name}")
 
@@ -158,6 +186,7 @@ def _message_received(item: _Fields, kind: str) -> Event:
         # a message's text is bounded only by the body size limit
         text=message.text("text", required=False, empty=True, limit=None),
         application_id=message.text("applicationId"),
+        media=message.urls("media"),
     )
 
 
@@ -180,22 +209,26 @@ def _message_status(item: _Fields, kind: str) -> Event:
     )
 
 
-def parse_messaging(body: Any) -> list[Event]:
-    """A messaging callback body (always a JSON array) as one event per element."""
+def parse_messaging(body: Any) -> list[Event | BadEvent]:
+    """A messaging callback body (always a JSON array) as one event per element, or the
+    BadEvent that says why an element is not one: the others are still good."""
     if not isinstance(body, list):
         raise BadEvent("a messaging callback must be a JSON array")
     if not body:
         raise BadEvent("a messaging callback must not be empty")
-    events: list[Event] = []
+    events: list[Event | BadEvent] = []
     for index, element in enumerate(body):
-        item = _Fields(element, f"[{index}]")
-        kind = item.text("type")
-        if kind == "message-received":
-            events.append(_message_received(item, kind))
-        elif kind in MESSAGE_STATUSES:
-            events.append(_message_status(item, kind))
-        else:
-            events.append(Unused(key="", time=0.0, kind=kind))
+        try:
+            item = _Fields(element, f"[{index}]")
+            kind = item.text("type")
+            if kind == "message-received":
+                events.append(_message_received(item, kind))
+            elif kind in MESSAGE_STATUSES:
+                events.append(_message_status(item, kind))
+            else:
+                events.append(Unused(key="", time=0.0, kind=kind))
+        except BadEvent as exc:
+            events.append(exc)
     return events
 
 
@@ -260,3 +293,33 @@ def parse_voice(body: Any) -> Event:
         fields.text("eventTime")
         return Unused(key="", time=0.0, kind=kind)
     return parser(fields, kind)
+
+
+# Events confcall raises itself, when the outbox learns something: not claimed (each comes
+# from one outbox row, settled once), so their key is empty.
+
+
+@dataclass(frozen=True)
+class RecapDue(Event):
+    """A conference's wait for Bandwidth's conferenceCompleted ran out, or there was
+    nothing on Bandwidth to complete."""
+
+    conference_id: str
+    why: str = ""  # said in the log: why confcall closes it rather than Bandwidth
+
+
+@dataclass(frozen=True)
+class InviteRefused(Event):
+    """Bandwidth refused an invitation for good."""
+
+    conference_id: str
+    numbers: tuple[str, ...]
+    status: int
+
+
+@dataclass(frozen=True)
+class CompletionRefused(Event):
+    """Bandwidth refused for good to end a conference."""
+
+    conference_id: str
+    detail: str

@@ -1,16 +1,104 @@
-"""Logging for `confcall serve`: one line per event on stderr, written once per loop turn."""
+"""Logging for `confcall serve`: one line per event on stderr, written once per loop turn;
+every line cleaned of what a caller could forge (control characters, line breaks) and of
+phone numbers, and floods of the same warning summed up."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TextIO
+from datetime import datetime, timezone
+from typing import Any, TextIO
 
-FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+from confcall.phone import mask
+
 BUFFER = 64 * 1024
+_NUMBER = re.compile(r"\+\d{7,15}")  # E.164, as confcall writes every number
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else (
+        f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+
+
+def clean(text: str, mask_numbers: bool = True) -> str:
+    """`text` safe for one log line: anything a terminal or a log reader would act on
+    (control characters, line breaks, bidi overrides: what `str.isprintable` refuses)
+    shown as an escape, and, with `mask_numbers`, every phone number masked. Applied to
+    every line, whoever logged it, so no caller can forge a line or leak a number."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else _escaped(c) for c in text)
+    if mask_numbers and "+" in text:
+        text = _NUMBER.sub(lambda found: mask(found.group()), text)
+    return text
+
+
+class Formatter(logging.Formatter):
+    """One line per record (`time LEVEL logger: message`, or a JSON object), the message
+    cleaned; a traceback follows indented, so that none of its lines can pass for a
+    record of its own."""
+
+    def __init__(self, *, mask_numbers: bool = True, as_json: bool = False) -> None:
+        super().__init__()
+        self.mask_numbers = mask_numbers
+        self.as_json = as_json
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = clean(record.getMessage(), self.mask_numbers)
+        trace = ""
+        if record.exc_info:
+            trace = "\n".join("  " + clean(line, self.mask_numbers)
+                              for line in self.formatException(record.exc_info).splitlines())
+        if self.as_json:
+            moment = datetime.fromtimestamp(record.created, tz=timezone.utc)
+            entry: dict[str, Any] = {"time": moment.isoformat(timespec="milliseconds"),
+                                     "level": record.levelname, "logger": record.name,
+                                     "message": message}
+            if trace:
+                entry["traceback"] = trace
+            return json.dumps(entry)
+        line = f"{self.formatTime(record)} {record.levelname} {record.name}: {message}"
+        return f"{line}\n{trace}" if trace else line
+
+
+class Floods(logging.Filter):
+    """Lets through at most `burst` warnings (or worse) of one kind (logger and message
+    template) per `interval` seconds; the next one let through says how many were held
+    back. A flood of bad requests, or of failed accepts when the process is out of file
+    descriptors, is then a few lines a minute, not a disk full of log."""
+
+    def __init__(self, burst: int = 10, interval: float = 10.0) -> None:
+        super().__init__()
+        self.burst = burst
+        self.interval = interval
+        self._kinds: dict[tuple[str, Any], list[float]] = {}  # [window start, let, held]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        now = time.monotonic()
+        kind = (record.name, record.msg)
+        window = self._kinds.get(kind)
+        if window is None or now - window[0] >= self.interval:
+            held = int(window[2]) if window else 0
+            self._kinds[kind] = [now, 1, 0]
+            if len(self._kinds) > 1000:  # forget kinds long quiet
+                self._kinds = {k: v for k, v in self._kinds.items()
+                               if now - v[0] < self.interval}
+            if held:
+                record.msg = f"{record.msg} (and {held} more like it held back)"
+            return True
+        if window[1] < self.burst:
+            window[1] += 1
+            return True
+        window[2] += 1
+        return False
 
 
 class LoopFlushedHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -47,7 +135,8 @@ class LoopFlushedHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 @contextmanager
-def to_stderr(level: int = logging.INFO) -> Iterator[None]:
+def to_stderr(level: int = logging.INFO, *, mask_numbers: bool = True,
+              as_json: bool = False) -> Iterator[None]:
     """Log records at `level` and above to stderr until the block ends."""
     # Nothing logged asks where it was called from, or which thread or process logged it:
     # leave out the work of finding out (the logging HOWTO's "Optimization" section).
@@ -60,7 +149,8 @@ def to_stderr(level: int = logging.INFO) -> Iterator[None]:
     stream = open(sys.stderr.fileno(), "w", buffering=BUFFER,  # noqa: SIM115
                   encoding=sys.stderr.encoding, errors="backslashreplace", closefd=False)
     handler = LoopFlushedHandler(stream)
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(Formatter(mask_numbers=mask_numbers, as_json=as_json))
+    handler.addFilter(Floods())
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(level)

@@ -11,11 +11,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from confcall import conference
 from confcall.bandwidth import BandwidthClient
+from confcall.conference import Rules
 from confcall.config import Config
 from confcall.errors import BandwidthError, BandwidthUnavailable, StoreUnavailable
-from confcall.phone import for_log
+from confcall.events import CompletionRefused, Event, InviteRefused, RecapDue
+from confcall.handle import entry
 from confcall.store import (
     COMPLETE,
     DONE,
@@ -72,10 +73,11 @@ class Outbox:
     that succeeded, and a row is marked sent only after Bandwidth accepted it: at least
     once, never lost, and never sent again because the database was failing."""
 
-    def __init__(self, store: Store, client: BandwidthClient, config: Config,
+    def __init__(self, store: Store, client: BandwidthClient, config: Config, rules: Rules,
                  clock: Callable[[], float] = time.time,
                  rng: random.Random | None = None) -> None:
         self.store = store
+        self.rules = rules
         self.client = client
         self.config = config
         self.clock = clock
@@ -142,7 +144,8 @@ class Outbox:
             return
         settled = list(self._settled.values())
         try:
-            await asyncio.wait_for(self._write(settled), LOCK_WAIT + 0.5)
+            async with asyncio.timeout(LOCK_WAIT + 0.5):
+                await self._write(settled)
         except (StoreUnavailable, asyncio.TimeoutError) as exc:
             for item in settled:
                 if item.accepted or item.doubtful:
@@ -181,8 +184,14 @@ class Outbox:
 
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+        await self._woken(seconds)
+
+    async def _woken(self, seconds: float) -> None:
+        """Wait until woken or `seconds` passed. (Not asyncio.wait_for: before Python 3.12
+        it may swallow a cancellation that meets the wake-up, and the outbox never stops.)"""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
 
     async def _tick(self) -> None:
         """Write what the finished sends found, lease what is due and start sending it, then
@@ -214,8 +223,7 @@ class Outbox:
         if wait <= 0 or self._wake.is_set():
             await asyncio.sleep(0)  # let the sends and webhooks run between ticks
         else:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+            await self._woken(wait)
 
     async def _send(self, row: OutboxRow) -> None:
         try:
@@ -237,7 +245,7 @@ class Outbox:
                               or row.application_id or "")
             message_id = await self.client.send_message(
                 application_id=application_id, to=list(row.recipients), text=row.body or "",
-                tag=str(row.id),
+                tag=str(row.id), media=list(row.media),
             )
             return Settled(row, SENT, message_id=message_id)
         if row.kind == COMPLETE:
@@ -289,16 +297,15 @@ class Outbox:
         """Record what became of `settled` in one transaction, then forget them; on failure
         they stay in memory and are written later."""
         now = self.clock()
-        ended = await self.store.committed(lambda: self._settle(settled, now))
+        lines = await self.store.committed(lambda: self._settle(settled, now))
         for item in settled:
             self._settled.pop(item.row.id, None)
-        self._log(settled, ended)
+        self._log(settled, lines)
 
-    def _settle(self, settled: Iterable[Settled], now: float) -> list[tuple[str, str]]:
-        """The write for `settled`, with what each decides; the conferences it ended, each
-        with the kind of row that ended it."""
-        store = self.store
-        ended = []
+    def _settle(self, settled: Iterable[Settled], now: float) -> list[str]:
+        """The write for `settled`, and what each tells the state machine (through the
+        registry, as a webhook's event would); the log lines of what that did."""
+        store, lines = self.store, []
         for item in settled:
             row = item.row
             if item.status == "retry":
@@ -306,32 +313,42 @@ class Outbox:
                 continue
             store.finish_row(row.id, item.status, now, message_id=item.message_id,
                              error=item.detail, doubtful=item.doubtful)
-            found = store.conference(row.conference_id) if row.conference_id else None
-            effects: list[conference.Effect] = []
-            if item.close_if_ending:
-                effects = conference.on_recap_due(found, now)
-                if effects:
-                    ended.append((row.conference_id or "", row.kind))
-            elif item.status == FAILED and found is not None and row.purpose == "invite":
-                effects = conference.on_invite_failed(found, row.recipients, item.code)
-            elif item.status == FAILED and found is not None and row.kind == COMPLETE:
-                effects = conference.on_completion_failed(found, item.detail or "")
-            store.apply(effects, now, None)
-        return ended
+            event = self._learned(item, now)
+            handling = entry(event) if event is not None else None
+            if event is not None and handling is not None:
+                decision = store.run(handling, event, self.rules, now)
+                line = handling.line(event, decision) if decision is not None else None
+                if line:
+                    lines.append(line)
+        return lines
 
-    def _log(self, settled: list[Settled], ended: list[tuple[str, str]]) -> None:
-        mask = self.config.mask_numbers
+    @staticmethod
+    def _learned(item: Settled, now: float) -> Event | None:
+        """What a settled row tells the state machine, if anything."""
+        row = item.row
+        if row.conference_id is None:
+            return None
+        if item.close_if_ending:
+            why = "Bandwidth said nothing of its end in time" if row.kind == RECAP else ""
+            return RecapDue(key="", time=now, conference_id=row.conference_id, why=why)
+        if item.status == FAILED and row.purpose == "invite":
+            return InviteRefused(key="", time=now, conference_id=row.conference_id,
+                                 numbers=row.recipients, status=item.code)
+        if item.status == FAILED and row.kind == COMPLETE:
+            return CompletionRefused(key="", time=now, conference_id=row.conference_id,
+                                     detail=item.detail or "")
+        return None
+
+    def _log(self, settled: list[Settled], lines: list[str]) -> None:
         for item in settled:
             row = item.row
             if item.status == SENT:
-                log.info("text %d (%s) sent to %s", row.id, row.purpose,
-                         ", ".join(for_log(n, mask) for n in row.recipients))
+                log.info("text %d (%s) sent to %s", row.id, row.purpose, ", ".join(row.recipients))
             elif item.status == FAILED:
                 log.error("outbox row %d (%s) failed for good: Bandwidth answered %s",
                           row.id, row.kind, (item.detail or "").split(":", 1)[0])
             elif item.status == DONE and row.kind == COMPLETE:
                 log.info("conference %s: %s", row.conference_id,
                          item.detail or "completed on Bandwidth")
-        for conference_id, kind in ended:
-            log.info("%s ended%s", conference_id,
-                     ": Bandwidth said nothing of its end in time" if kind == RECAP else "")
+        for line in lines:
+            log.info("%s", line)

@@ -324,11 +324,6 @@ def _leftovers(text: str, spans: list[tuple[int, int]], end: int) -> list[str]:
     return parts
 
 
-def for_log(number: str, masked: bool) -> str:
-    """A number as the logs show it: masked, unless the operator turned masking off."""
-    return mask(number) if masked else number
-
-
 def mask(number: str) -> str:
     """`+12015550123` -> `+1201***0123`: enough to tell numbers apart in a log, no more."""
     if len(number) <= 8:

@@ -18,6 +18,7 @@ from confcall.conference import (
     ENDING,
     BeginEnding,
     Conference,
+    Decision,
     Effect,
     FinishConference,
     Member,
@@ -28,9 +29,12 @@ from confcall.conference import (
     RecordDelivery,
     RecordJoin,
     RecordLeave,
+    Rules,
     StartConference,
 )
 from confcall.errors import StoreError, StoreUnavailable
+from confcall.events import Event, TextReceived
+from confcall.handle import Entry, Reads
 
 log = logging.getLogger("confcall.store")
 
@@ -122,6 +126,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE outbox ADD COLUMN leased_until REAL;
     ALTER TABLE outbox ADD COLUMN doubtful INTEGER NOT NULL DEFAULT 0;
     """,
+    # Pictures forwarded with a text (an MMS); and "one active conference per organizer"
+    # held by the database itself, not only by the code that starts conferences.
+    """
+    ALTER TABLE outbox ADD COLUMN media TEXT;
+    CREATE UNIQUE INDEX one_active_per_organizer ON conferences (organizer)
+        WHERE status = 'active';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -143,6 +154,7 @@ class OutboxRow:
     message_id: str | None
     leased_until: float | None = None
     doubtful: int = 0
+    media: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -175,6 +187,7 @@ def _outbox_row(row: sqlite3.Row) -> OutboxRow:
         message_id=row["message_id"],
         leased_until=row["leased_until"],
         doubtful=row["doubtful"],
+        media=tuple(json.loads(row["media"])) if row["media"] else (),
     )
 
 
@@ -498,6 +511,31 @@ class Store:
             return f"the database file {self.path} was replaced by another file"
         return None
 
+    # --- one event, whole --------------------------------------------------------------
+
+    def run(self, entry: Entry, event: Event, rules: Rules, now: float,
+            new_id: str = "") -> Decision | None:
+        """One event in the transaction under way: claim its identity (None when it was
+        seen before: a replay), read what its decision needs, decide, apply the effects."""
+        if event.key and not self.claim(event.key, now):
+            return None
+        if isinstance(event, TextReceived) and not self.record_inbound(
+                event.message_id, event.sender, event.line, event.text, now):
+            return None  # a replay from before the claims were pruned
+        found: Conference | None = None
+        if entry.reads is Reads.SENDERS_CONFERENCE:
+            sender = getattr(event, "sender", "")
+            found = self.current_conference(sender) if sender in rules.organizers else None
+        elif entry.reads is Reads.NAMED_CONFERENCE:  # our conference id is its tag and name
+            tag = getattr(event, "tag", None)
+            found = (self.conference(tag) if tag else None) or self.conference(
+                getattr(event, "name", ""))
+        elif entry.reads is Reads.CONFERENCE:
+            found = self.conference(getattr(event, "conference_id", ""))
+        decision = entry.decide(rules, event, found, now, new_id)
+        self.apply(decision.effects, now, getattr(event, "application_id", None))
+        return decision
+
     # --- callbacks seen -------------------------------------------------------------
 
     def claim(self, key: str, now: float) -> bool:
@@ -560,6 +598,13 @@ class Store:
         found = self._conferences("organizer = ? AND status = 'active'", (organizer,))
         return found[0] if found else None
 
+    def current_conference(self, organizer: str) -> Conference | None:
+        """The organizer's conference that has not ended: active, else ending."""
+        found = self._conferences(
+            "organizer = ? AND status IN ('active', 'ending')"
+            " ORDER BY status = 'active' DESC, created_at DESC LIMIT 1", (organizer,))
+        return found[0] if found else None
+
     def active_conferences(self) -> list[Conference]:
         return self._conferences("status != 'ended' ORDER BY created_at DESC", ())
 
@@ -599,9 +644,11 @@ class Store:
                        if effect.conference_id else None) or application_id
                 db.execute(
                     "INSERT INTO outbox (kind, conference_id, purpose, recipients, body,"
-                    " application_id, due_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " application_id, due_at, created_at, media)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (TEXT, effect.conference_id, effect.purpose, json.dumps(list(effect.to)),
-                     effect.text, app, now, now),
+                     effect.text, app, now, now,
+                     json.dumps(list(effect.media)) if effect.media else None),
                 )
             elif isinstance(effect, BeginEnding):
                 db.execute(
@@ -656,7 +703,7 @@ class Store:
 
     def _record_delivery(self, effect: RecordDelivery, now: float) -> None:
         row = None
-        if effect.tag and effect.tag.isdigit():
+        if effect.tag and effect.tag.isascii() and effect.tag.isdigit() and len(effect.tag) < 19:
             row = self.db.execute("SELECT id FROM outbox WHERE id = ? AND kind = 'text'",
                                   (int(effect.tag),)).fetchone()
         if row is None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,25 +15,18 @@ from aiohttp import web
 from confcall import bxml, conference
 from confcall.appkeys import CLOCK, CONFIG, OUTBOX, RULES, STORE
 from confcall.auth import authorized
-from confcall.conference import Conference
+from confcall.conference import Decision
 from confcall.errors import StoreUnavailable
 from confcall.events import (
     BadEvent,
-    CallDisconnected,
     CallInitiated,
-    ConferenceCompleted,
-    ConferenceCreated,
-    ConferenceEvent,
     Event,
-    MemberJoined,
-    MemberLeft,
     TextReceived,
-    TextStatus,
-    Unused,
+    check_time,
     parse_messaging,
     parse_voice,
 )
-from confcall.phone import for_log
+from confcall.handle import entry
 
 log = logging.getLogger("confcall.webhooks")
 
@@ -54,65 +49,91 @@ async def read_json(request: web.Request) -> Any:
         )
     raw = await request.read()
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (ValueError, RecursionError) as exc:
         # UnicodeDecodeError is a ValueError; RecursionError is what deep nesting raises
         raise BadEvent(f"body is not JSON: {type(exc).__name__}") from None
+    if b"\\u" in raw and _HALF_A_CHARACTER.search(raw):
+        body = _whole_characters(body)
+    return body
 
 
-def _show(request: web.Request, number: str) -> str:
-    return for_log(number, request.app[CONFIG].mask_numbers)
+# JSON may escape half of a UTF-16 pair ("\ud800", half an emoji); Python reads it into a
+# string that cannot be written as UTF-8, which SQLite and every log need.
+_HALF_A_CHARACTER = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _whole_characters(value: Any) -> Any:
+    """`value` with every lone surrogate in its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_whole_characters(v) for v in value]
+    if isinstance(value, dict):
+        return {_whole_characters(k): _whole_characters(v) for k, v in value.items()}
+    return value
+
+
+# --- one event, whole -----------------------------------------------------------------------
+
+MAX_TEXTS_PER_CALLBACK = 10  # inbound texts one callback may act on (each up to ~21 texts out)
+
+
+async def handle(app: web.Application, event: Event) -> Decision | None:
+    """Run `event` through its registry entry in one committed transaction (claim, read,
+    decide, apply), then log what it did and wake the outbox if it queued anything. None
+    for a replay or an event confcall does not act on."""
+    found = entry(event)
+    if found is None:
+        return None
+    store, rules, now = app[STORE], app[RULES], app[CLOCK]()
+    new_id = new_conference_id() if isinstance(event, TextReceived) else ""
+    decision = await store.committed(lambda: store.run(found, event, rules, now, new_id))
+    if decision is None:
+        return None
+    line = found.line(event, decision)
+    if line:
+        log.info("%s", line)
+    if decision.queues():
+        app[OUTBOX].wake()
+    return decision
 
 
 # --- messaging ----------------------------------------------------------------------------
 
 
 async def messaging(request: web.Request) -> web.Response:
-    """POST /callbacks/messaging: inbound texts and the status of the texts we sent."""
-    events = parse_messaging(await read_json(request))
+    """POST /callbacks/messaging: inbound texts and the status of the texts we sent. Each
+    event of the array stands alone: one that is not Bandwidth's shape, or that happened
+    at an impossible time, is refused without holding up the others. A body whose every
+    event is refused is a 400."""
+    items = parse_messaging(await read_json(request))
     now = request.app[CLOCK]()
-    if await request.app[STORE].committed(lambda: _take_messaging(request, events, now)):
-        request.app[OUTBOX].wake()
+    events: list[Event] = []
+    refused: list[str] = []
+    texts = 0
+    for item in items:
+        if isinstance(item, Event):
+            try:
+                check_time(item, now)
+            except BadEvent as exc:
+                item = exc
+        if isinstance(item, TextReceived):
+            texts += 1
+            if texts > MAX_TEXTS_PER_CALLBACK:
+                item = BadEvent(f"more than {MAX_TEXTS_PER_CALLBACK} texts in one callback")
+        if isinstance(item, BadEvent):
+            refused.append(str(item))
+        else:
+            events.append(item)
+    if refused and not events:
+        raise BadEvent("; ".join(refused[:5]))
+    await asyncio.gather(*(handle(request.app, event) for event in events))
+    if refused:
+        log.warning("POST /callbacks/messaging: refused %d of %d events: %s", len(refused),
+                    len(items), "; ".join(refused[:3]))
+        return web.json_response({"ok": True, "refused": refused[:20]})
     return web.Response(body=OK, content_type="application/json")
-
-
-def _take_messaging(request: web.Request, events: list[Event], now: float) -> bool:
-    """Store the callback's events and what they decide, each once; whether there is
-    anything to send."""
-    store, rules = request.app[STORE], request.app[RULES]
-    to_send = False
-    for event in events:
-        if isinstance(event, Unused) or not store.claim(event.key, now):
-            continue
-        if isinstance(event, TextReceived):
-            if not store.record_inbound(event.message_id, event.sender, event.line,
-                                        event.text, now):
-                continue  # a replay from before the claims were pruned
-            organizer = event.sender in rules.organizers
-            active = store.active_conference(event.sender) if organizer else None
-            new_id = new_conference_id() if organizer else ""
-            effects = conference.on_text(rules, event, active, new_id, now)
-            outcome = (_outcome(effects) if event.line == rules.line
-                       else f"sent to {event.line}, not {rules.line}: stored, not answered")
-            log.info("text from %s: %s", _show(request, event.sender), outcome)
-            store.apply(effects, now, event.application_id)
-            to_send = to_send or bool(effects)
-        elif isinstance(event, TextStatus):
-            store.apply(conference.on_text_status(event), now, None)
-    return to_send
-
-
-def _outcome(effects: list[conference.Effect]) -> str:
-    """What an inbound text did, for the log."""
-    first = effects[0] if effects else None
-    if isinstance(first, conference.StartConference):
-        started = first.conference
-        return f"started {started.id}, inviting {len(started.invitees)}"
-    if isinstance(first, conference.BeginEnding):
-        return f"ends {first.conference_id}"
-    if isinstance(first, conference.QueueText):
-        return "refused, told why"
-    return "not an organizer: stored, not answered"
 
 
 # --- voice --------------------------------------------------------------------------------
@@ -133,63 +154,25 @@ async def initiate(request: web.Request) -> web.Response:
                                request.app[STORE].joinable(event.caller))
     if chosen is None:
         why = "not invited" if event.line == rules.line else f"a call to {event.line}"
-        log.info("call %s from %s refused: %s", event.call_id, _show(request, event.caller), why)
+        log.info("call %s from %s refused: %s", event.call_id, event.caller, why)
         return _bxml(bxml.refuse())
     # At INFO the join is logged once, when Bandwidth reports it; Bandwidth may deliver an
     # initiate more than once, and a caller may hang up before the conference answers.
-    log.debug("call %s from %s: answered with %s", event.call_id,
-              _show(request, event.caller), chosen.id)
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("call %s from %s: answered with %s", event.call_id, event.caller, chosen.id)
     return _bxml(bxml.join_conference(
         chosen.id, config.callback_url("/callbacks/voice/conference"), chosen.id,
         config.server.callback_auth,
     ))
 
 
-# The conference and call events, routed by type to the state machine's decision for each.
-VoiceDecision = Callable[[Conference | None, Any], list[conference.Effect]]
-VOICE_DECISIONS: dict[type[Event], VoiceDecision] = {
-    ConferenceCreated: conference.on_conference_created,
-    MemberJoined: conference.on_member_joined,
-    MemberLeft: conference.on_member_left,
-    CallDisconnected: conference.on_disconnect,
-    ConferenceCompleted: conference.on_conference_completed,
-}
-
-
 async def voice_event(request: web.Request) -> web.Response:
     """POST /callbacks/voice/conference and /callbacks/voice/status: conference and call
     events. Each is applied once, however often Bandwidth delivers it."""
     event = parse_voice(await read_json(request))
-    decide = VOICE_DECISIONS.get(type(event))
-    if decide is None:  # unused, or an initiate posted to the wrong route
-        return web.Response(status=204)
-    now = request.app[CLOCK]()
-    if await request.app[STORE].committed(lambda: _take_voice(request, event, decide, now)):
-        request.app[OUTBOX].wake()
+    check_time(event, request.app[CLOCK]())
+    await handle(request.app, event)  # an initiate posted here is not acted on: no entry
     return web.Response(status=204)
-
-
-def _take_voice(request: web.Request, event: Event, decide: VoiceDecision, now: float) -> bool:
-    """Store the event and what it decides, once; whether there is anything to send."""
-    store = request.app[STORE]
-    if not store.claim(event.key, now):
-        return False
-    found = None
-    if isinstance(event, ConferenceEvent):  # our conference id is its tag and name
-        found = (store.conference(event.tag) if event.tag else None) or (
-            store.conference(event.name))
-    effects = decide(found, event)
-    store.apply(effects, now, None)
-    for effect in effects:
-        if isinstance(effect, conference.RecordJoin):
-            log.info("%s joined %s (call %s)", _show(request, effect.number),
-                     effect.conference_id, effect.call_id)
-        elif isinstance(effect, conference.RecordLeave) and effect.conference_id:
-            log.info("%s left %s (call %s)", _show(request, effect.number or "?"),
-                     effect.conference_id, effect.call_id)
-        elif isinstance(effect, conference.FinishConference):
-            log.info("%s ended", effect.conference_id)
-    return bool(effects)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from fake_bandwidth import FIXTURES, FakeBandwidth
 from typer.testing import CliRunner
 
 from confcall.cli import app
+from confcall.payloads import timestamp
 
 runner = CliRunner()
 
@@ -189,7 +191,7 @@ async def test_simulate_status_end_history(line: Line, tmp_path: Path) -> None:
     await wait_for(lambda: any(t["text"] == "bye now" for t in line.fake.texts))
     assert [t["to"] for t in line.fake.texts if t["text"] == "bye now"] == [[a, b]]
 
-    await line.leave(name, a, "c-a", "2030-01-01T00:00:00.000Z")
+    await line.leave(name, a, "c-a", timestamp(time.time() + 60))  # after the join
     await line.conference("conferenceCompleted", name)
     await wait_for(lambda: line.store.conference(name).status == "ended")
     history = json.loads((await invoke("history", "--config", config, "--json")).output)

@@ -45,7 +45,8 @@ def created(name: str = "confcall-1") -> ConferenceCreated:
 
 
 def test_start() -> None:
-    effects = cc.on_text(RULES, text(ORG, f"{A}, {B} and {LINE} x"), None, "confcall-new", NOW)
+    effects = cc.on_text(RULES, text(ORG, f"{A}, {B} and {LINE} x"), None, NOW,
+                         "confcall-new").effects
     assert effects[0] == StartConference(Conference("confcall-new", ORG, ACTIVE, (A, B), NOW))
     assert effects[1:3] == [
         QueueText((A,), cc.invitation(ORG, LINE), "invite", "confcall-new"),
@@ -58,7 +59,8 @@ def test_start() -> None:
 
 @pytest.mark.parametrize(("body", "start"), [
     ("no numbers here", "No phone numbers found"),
-    (LINE, "No phone numbers found"),
+    (LINE, f"No phone numbers to invite found in your message. {LINE} is this line's number."),
+    (ORG, f"No phone numbers to invite found in your message. You ({ORG}) are not invited"),
     (f"{A} {B} {C} +12015550113", "Too many numbers: you sent 4, the limit is 3"),
     # reading stopped at the count limit: whatever came after is unknown, so nothing starts
     (" ".join([A] * (cc.COUNT_LIMIT + 1)), "Too many numbers: you sent more than 100, the"),
@@ -66,7 +68,7 @@ def test_start() -> None:
     ("+1 555 555 0100, " * (cc.COUNT_LIMIT + 1), "Too many numbers: you sent more than 100"),
 ])
 def test_refusals_create_nothing(body: str, start: str) -> None:
-    [reply] = cc.on_text(RULES, text(ORG, body), None, "id", NOW)
+    [reply] = cc.on_text(RULES, text(ORG, body), None, NOW, "id").effects
     assert isinstance(reply, QueueText)
     assert reply.to == (ORG,) and reply.purpose == "refuse"
     assert reply.text.startswith(start)
@@ -74,12 +76,59 @@ def test_refusals_create_nothing(body: str, start: str) -> None:
 
 def test_duplicates_and_the_line_do_not_count_against_the_invites() -> None:
     [start, *_] = cc.on_text(RULES, text(ORG, f"{A} {A} ({LINE[2:5]}) {LINE[5:8]}-{LINE[8:]} "
-                                              f"{B} {C} {C}"), None, "id", NOW)
+                                              f"{B} {C} {C}"), None, NOW, "id").effects
     assert start == StartConference(Conference("id", ORG, ACTIVE, (A, B, C), NOW))
 
 
+def test_the_organizer_and_the_line_are_not_invited_and_the_confirmation_says_so() -> None:
+    decision = cc.on_text(RULES, text(ORG, f"{A} {ORG} {LINE}"), None, NOW, "id")
+    assert decision.outcome == cc.STARTED
+    start, invite, confirmation = decision.effects
+    assert isinstance(start, StartConference) and start.conference.invitees == (A,)
+    assert isinstance(invite, QueueText) and invite.to == (A,)
+    assert isinstance(confirmation, QueueText) and confirmation.purpose == "confirm"
+    assert f"You ({ORG}) are not invited: you can always call in." in confirmation.text
+    assert f"{LINE} is this line's number." in confirmation.text
+
+
+def test_texts_while_ending_go_to_the_same_people() -> None:
+    decision = cc.on_text(RULES, text(ORG, "notes are in the doc"), conf(ENDING), NOW, "id")
+    assert decision.outcome == cc.FORWARDED
+    assert decision.effects == [QueueText((A, B, C), "notes are in the doc", "forward",
+                                          "confcall-1")]
+
+
+@pytest.mark.parametrize(("state", "outcome"), [(conf(), cc.ENDS), (conf(ENDING), cc.FORWARDED)])
+def test_a_picture_alone_is_forwarded(state: Conference, outcome: str) -> None:
+    picture = replace(text(ORG, ""), media=("https://messaging.bandwidth.com/media/p.jpg",))
+    decision = cc.on_text(RULES, picture, state, NOW, "id")
+    assert decision.outcome == outcome
+    [forward] = [e for e in decision.effects if isinstance(e, QueueText)
+                 and e.purpose == "forward"]
+    assert (forward.to, forward.text, forward.media) == ((A, B, C), "", picture.media)
+
+
+def test_an_empty_end_text_is_never_silent() -> None:
+    decision = cc.on_text(RULES, text(ORG, "  "), conf(), NOW, "id")
+    sent = [(e.to, e.purpose, e.text) for e in decision.effects if isinstance(e, QueueText)]
+    assert ((A, B, C), "forward", cc.DEFAULT_CLOSING) in sent
+    assert [t for to, purpose, t in sent if purpose == "notice" and to == (ORG,)] == [
+        f'{cc.NOTHING_TO_FORWARD} Everyone got "{cc.DEFAULT_CLOSING}"']
+    quiet = cc.on_text(RULES, text(ORG, ""), conf(ENDING), NOW, "id")
+    assert quiet.effects == [QueueText((ORG,), cc.NOTHING_TO_FORWARD, "notice", "confcall-1")]
+
+
+def test_a_closing_text_is_forwarded_in_at_most_four_parts_and_the_rest_is_said() -> None:
+    effects = cc.end(conf(), "z" * (cc.TEXT_LIMIT * 6), NOW).effects
+    parts = [e for e in effects if isinstance(e, QueueText) and e.purpose == "forward"]
+    assert len(parts) == cc.FORWARD_PARTS
+    [cut] = [e for e in effects if isinstance(e, QueueText) and e.purpose == "notice"]
+    assert cut.to == (ORG,) and "only the first 8,192 were forwarded" in cut.text
+
+
 def test_strangers_get_nothing() -> None:
-    assert cc.on_text(RULES, text(A, f"{B} {C}"), None, "id", NOW) == []
+    decision = cc.on_text(RULES, text(A, f"{B} {C}"), None, NOW, "id")
+    assert (decision.outcome, decision.effects) == (cc.NOT_ORGANIZER, [])
 
 
 @pytest.mark.parametrize(("state", "expected_tail"), [
@@ -92,7 +141,7 @@ def test_strangers_get_nothing() -> None:
                                                  QueueRecapTimer("confcall-1", NOW + 60)]),
 ])
 def test_end(state: Conference, expected_tail: list[object]) -> None:
-    effects = cc.on_text(RULES, text(ORG, "bye"), state, "unused", NOW)
+    effects = cc.on_text(RULES, text(ORG, "bye"), state, NOW, "unused").effects
     assert effects[0] == BeginEnding("confcall-1", "bye")
     assert effects[1] == QueueText((A, B, C), "bye", "forward", "confcall-1")
     tail = [e for e in effects[2:] if not (isinstance(e, QueueText) and e.purpose == "recap")]
@@ -101,7 +150,7 @@ def test_end(state: Conference, expected_tail: list[object]) -> None:
 
 def test_forward_is_split_into_groups_of_ten() -> None:
     many = tuple(f"+1201555{i:04d}" for i in range(120, 145))
-    effects = cc.end(conf(invitees=many), "bye", NOW)
+    effects = cc.end(conf(invitees=many), "bye", NOW).effects
     groups = [e.to for e in effects if isinstance(e, QueueText) and e.purpose == "forward"]
     assert groups == [many[:10], many[10:20], many[20:]]
 
@@ -112,26 +161,28 @@ def test_forward_is_split_into_groups_of_ten() -> None:
     (conf(ENDED), [RecordBandwidthId("confcall-1", "conf-9"), QueueCompletion("confcall-1")]),
 ])
 def test_conference_created(state: Conference | None, expected: list[object]) -> None:
-    assert cc.on_conference_created(state, created()) == expected
+    assert cc.on_conference_created(state, created()).effects == expected
 
 
 def test_joins_to_ended_conferences_are_ignored() -> None:
     join = MemberJoined(key="k", time=NOW, bandwidth_id="b", name="confcall-1", tag=None,
                         call_id="c", caller=A)
-    assert cc.on_member_joined(conf(ENDED), join) == []
-    assert cc.on_member_joined(conf(ENDING), join) == [RecordJoin("confcall-1", "c", A, NOW)]
+    assert cc.on_member_joined(conf(ENDED), join).effects == []
+    assert cc.on_member_joined(conf(ENDING), join).effects == [
+        RecordJoin("confcall-1", "c", A, NOW)]
 
 
 def test_completed_ends_only_what_the_organizer_ended() -> None:
     done = ConferenceCompleted(key="k", time=NOW, bandwidth_id="b", name="confcall-1", tag=None)
     # everyone hung up on their own: the conference stays open for callers to return
-    assert cc.on_conference_completed(conf(ACTIVE), done) == [
+    assert cc.on_conference_completed(conf(ACTIVE), done).effects == [
         RecordBandwidthId("confcall-1", None)]
     ending = cc.on_conference_completed(conf(ENDING), done)
-    assert ending[0] == FinishConference("confcall-1", NOW)
-    assert cc.on_conference_completed(conf(ENDED), done) == []
-    assert cc.on_recap_due(conf(ENDED), NOW) == []
-    assert cc.on_recap_due(conf(ENDING), NOW)[0] == FinishConference("confcall-1", NOW)
+    assert ending.outcome == cc.CLOSED
+    assert ending.effects[0] == FinishConference("confcall-1", NOW)
+    assert cc.on_conference_completed(conf(ENDED), done).effects == []
+    assert cc.on_recap_due(conf(ENDED), NOW).effects == []
+    assert cc.on_recap_due(conf(ENDING), NOW).effects[0] == FinishConference("confcall-1", NOW)
 
 
 def test_choose_the_newest_conference_that_invited_the_caller() -> None:
@@ -154,7 +205,7 @@ def test_recap() -> None:
 
 def test_a_closing_text_longer_than_bandwidth_takes_goes_in_parts() -> None:
     closing = "x" * 2048 + "y" * 100
-    effects = cc.end(conf(), closing, NOW)
+    effects = cc.end(conf(), closing, NOW).effects
     parts = [e.text for e in effects if isinstance(e, QueueText) and e.purpose == "forward"]
     assert parts == ["x" * 2048, "y" * 100]
     assert "".join(parts) == closing
@@ -162,7 +213,7 @@ def test_a_closing_text_longer_than_bandwidth_takes_goes_in_parts() -> None:
 
 def test_the_confirmation_quotes_at_most_five_stray_parts() -> None:
     body = f"{A}, " + ", ".join(f"word{i}" for i in range(40))
-    effects = cc.on_text(RULES, text(ORG, body), None, "id", NOW)
+    effects = cc.on_text(RULES, text(ORG, body), None, NOW, "id").effects
     [confirmation] = [e for e in effects if isinstance(e, QueueText) and e.purpose == "confirm"]
     assert "word4; and 35 more." in confirmation.text
     assert "word5" not in confirmation.text
@@ -171,6 +222,7 @@ def test_the_confirmation_quotes_at_most_five_stray_parts() -> None:
 def test_texts_and_calls_to_another_number_are_not_ours() -> None:
     other = TextReceived(key="k", time=NOW, message_id="m", sender=ORG, line="+12015550150",
                          text=f"{A} {B}", application_id="app")
-    assert cc.on_text(RULES, other, None, "id", NOW) == []
+    decision = cc.on_text(RULES, other, None, NOW, "id")
+    assert (decision.outcome, decision.effects) == (cc.OTHER_LINE, [])
     assert cc.answer(RULES, A, "+12015550150", [conf()]) is None
     assert cc.answer(RULES, A, LINE, [conf()]) == conf()

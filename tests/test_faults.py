@@ -319,10 +319,14 @@ async def test_retries_back_off_with_the_injected_jitter(start_line: StartLine) 
 # --- 5. a conference that cannot be completed is not forgotten ------------------------------
 
 
-async def ending(line: Line, clock: Clock) -> str:
+async def ending(line: Line, bandwidth_id: str | None = None) -> str:
+    """A conference someone joined, ended by its organizer; known to Bandwidth by
+    `bandwidth_id` when given (else looked up by name)."""
     a, b = invitees(2)
     await line.text(ORGANIZER, f"{a} {b}")
     name = line.active().id
+    if bandwidth_id:
+        await line.conference("conferenceCreated", name, bandwidth_id, T0)
     await line.join(name, a, "c-a", T0)
     await line.text(ORGANIZER, "bye")
     return str(name)
@@ -332,8 +336,12 @@ async def test_a_lookup_that_is_not_json_is_retried(start_line: StartLine) -> No
     clock = Clock()
     line = await start_line(clock=clock)
     line.fake.fail("lookup", 1, 200, body="<html>maintenance</html>", content_type="text/html")
-    name = await ending(line, clock)
+    a, b = invitees(2)
+    await line.text(ORGANIZER, f"{a} {b}")
+    name = line.active().id
     bandwidth_id = line.fake.running_conference(name)
+    await line.join(name, a, "c-a", T0)
+    await line.text(ORGANIZER, "bye")
     [row] = await wait_for(lambda: [r for r in line.store.outbox(name)
                                     if r.kind == "complete" and r.attempts == 1])
     assert row.status == "pending" and "maintenance" in (row.last_error or "")
@@ -347,9 +355,7 @@ async def test_a_completion_refused_for_good_tells_the_organizer_once(
     clock = Clock()
     line = await start_line(clock=clock)
     line.fake.fail("conference", 1, 400)
-    name = await ending(line, clock)
-    await line.conference("conferenceCreated", name, "conf-9", T0)  # (after the end text)
-    line.store.db.execute("UPDATE conferences SET bandwidth_id = 'conf-9'")
+    await ending(line, "conf-9")
     notices = await wait_for(lambda: [t for t in line.fake.texts_to(ORGANIZER)
                                       if "could not be ended" in t["text"]])
     await line.settle()
@@ -439,11 +445,11 @@ def a_database_with_pages(path: Path) -> None:
         for i in range(300):
             text = TextReceived(key=f"m:{i}", time=0.0, message_id=str(i), sender=ORGANIZER,
                                 line=LINE, text=" ".join(invitees(10)), application_id="app")
-            started = conference.on_text(rules, text, None, f"conf-{i}", float(i))
+            started = conference.on_text(rules, text, None, float(i), f"conf-{i}").effects
             store.apply(started, float(i), "app")
             active = store.active_conference(ORGANIZER)
             assert active is not None
-            store.apply(conference.end(active, "bye " * 50, float(i)), float(i), None)
+            store.apply(conference.end(active, "bye " * 50, float(i)).effects, float(i), None)
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
 

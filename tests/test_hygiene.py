@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ORGANIZER, STRANGER, StartLine, invitees, wait_for
+from conftest import LINE, ORGANIZER, STRANGER, StartLine, invitees, voice_event, wait_for
 from fake_bandwidth import FakeBandwidth
 from test_cli import applications, invoke, write_config
 
 from confcall.config import load_config
+from confcall.logs import Formatter
 from confcall.render import banner
 from confcall.store import Store
 
@@ -56,26 +57,27 @@ async def test_secrets_appear_in_no_log_error_or_output(
         assert secret not in everything
 
 
-async def test_numbers_are_masked_in_logs(start_line: StartLine,
-                                          caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("masked", [True, False])
+async def test_numbers_are_masked_in_every_log_line(start_line: StartLine, masked: bool,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
-    line = await start_line()
+    caplog.handler.setFormatter(Formatter(mask_numbers=masked))  # as serve's handler is
+    line = await start_line(log__mask_numbers=masked)
     a, b = invitees(2)
+    other = "+12015550150"
     await line.text(ORGANIZER, f"{a} {b}")
+    await line.text(ORGANIZER, f"{a} {b}", line=other)  # "sent to +1…, not +1…"
+    line.fake.refuse_numbers.add(b)  # Bandwidth's answer names the number it refused
     await line.call(STRANGER, "c-x")
+    answer = await line.post("/callbacks/voice/initiate", voice_event(
+        "initiate", **{"from": STRANGER, "to": other, "callId": "c-y"}))  # "a call to +1…"
+    assert answer.status == 200
     await line.settle()
-    logged = "\n".join(r.getMessage() for r in caplog.records)
-    assert "+1201***0110" in logged
-    for number in (a, b, ORGANIZER, STRANGER):
-        assert number not in logged
-
-
-async def test_unmasked_when_asked(start_line: StartLine,
-                                   caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO)
-    line = await start_line(log__mask_numbers=False)
-    await line.call(STRANGER, "c-x")
-    assert STRANGER in "\n".join(r.getMessage() for r in caplog.records)
+    logged = caplog.text
+    for number in (a, b, ORGANIZER, STRANGER, other, LINE):
+        assert (number in logged) is not masked, number
+    if masked:
+        assert "+1201***0110" in logged and "+1201***0150" in logged
 
 
 async def test_old_callback_records_are_pruned_at_start(start_line: StartLine,
@@ -129,6 +131,6 @@ async def test_the_log_tells_each_join_leave_and_end_once(start_line: StartLine,
 
     logged = [r.getMessage() for r in caplog.records if r.name == "confcall.webhooks"]
     voice = [m for m in logged if not m.startswith("text from")]
-    assert voice == [f"+1201***0110 joined {name} (call c-a)",
-                     f"+1201***0110 left {name} (call c-a)",
+    assert voice == [f"{a} joined {name} (call c-a)",
+                     f"{a} left {name} (call c-a)",
                      f"{name} ended"]

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import sys
+from pathlib import Path
 
-from confcall.logs import LoopFlushedHandler
+import aiohttp
+from conftest import voice_event
+from fake_bandwidth import FakeBandwidth
+from served import Served
+
+from confcall.auth import basic_auth
+from confcall.logs import Floods, Formatter, LoopFlushedHandler, clean
 
 
 class RecordingStream:
@@ -62,3 +71,76 @@ async def test_closing_writes_what_is_pending() -> None:
     log.info("last words")
     handler.close()
     assert stream.flushed == ["last words\n"]
+
+
+# --- what callers can write into the log -----------------------------------------------------
+
+STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
+
+
+def test_clean_escapes_what_could_forge_a_line_or_move_a_terminal() -> None:
+    assert clean("a\nb\r\x1b[2J\u202eevil\x00", mask_numbers=False) == (
+        "a\\x0ab\\x0d\\x1b[2J\\u202eevil\\x00")
+    assert clean("call +12015550123 from +442079460123") == (
+        "call +1201***0123 from +4420***0123")
+    assert clean("plain text stays", mask_numbers=True) == "plain text stays"
+
+
+def test_a_traceback_is_indented_under_its_record() -> None:
+    try:
+        raise ValueError("bad\n2026-11-30 04:00:00,000 INFO confcall.webhooks: forged")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "oops", None,
+                                   sys.exc_info())
+    lines = Formatter().format(record).splitlines()
+    assert STAMP.match(lines[0]) and all(line.startswith("  ") for line in lines[1:])
+    assert not any(STAMP.match(line) for line in lines[1:])
+
+
+def test_floods_of_one_warning_are_held_back_and_counted() -> None:
+    floods = Floods(burst=3, interval=60)
+    records = [logging.LogRecord("confcall.webhooks", logging.WARNING, __file__, 1,
+                                 "%s %s: 400 %s", ("POST", "/x", n), None) for n in range(50)]
+    passed = [r for r in records if floods.filter(r)]
+    assert len(passed) == 3
+    info = logging.LogRecord("confcall.webhooks", logging.INFO, __file__, 1, "fine", None, None)
+    assert all(floods.filter(info) for _ in range(50))  # the normal log is never held back
+    floods.interval = 0  # the next window
+    nxt = records[0]
+    assert floods.filter(nxt) and "(and 47 more like it held back)" in nxt.getMessage()
+
+
+async def test_nothing_a_caller_sends_forges_a_line_or_shows_a_number(
+        fake: FakeBandwidth, tmp_path: Path) -> None:
+    served = Served(tmp_path, fake, ["+12015550101"],
+                    CONFCALL_SERVER_CALLBACK_USERNAME="bw",
+                    CONFCALL_SERVER_CALLBACK_PASSWORD="s3cret-Xy")
+    await served.start()
+    forged = "2026-11-30 04:00:00,000 INFO confcall.webhooks: forged"
+    auth = {"Authorization": basic_auth("bw", "s3cret-Xy")}
+    try:
+        async with aiohttp.ClientSession() as session:
+            for path in ("/callbacks/messaging%0A" + forged.replace(" ", "%20"),
+                         "/callbacks/messaging%0D%0A%1B[2J"):
+                async with session.post(served.url + path, json=[]) as answer:
+                    assert answer.status in (401, 404)
+            call = voice_event("initiate", **{"from": "+12015550199", "to": "+12015550100",
+                                              "callId": "c-1\n" + forged})
+            async with session.post(served.url + "/callbacks/voice/initiate", json=call,
+                                    headers=auth) as answer:
+                assert answer.status == 200
+            for _ in range(60):  # a flood of bad requests
+                async with session.post(served.url + "/callbacks/messaging", data=b"{",
+                                        headers={**auth, "Content-Type": "application/json"}
+                                        ) as answer:
+                    assert answer.status == 400
+    finally:
+        await served.terminate()
+    log = (tmp_path / "serve.log").read_text()
+    lines = [line for line in log.splitlines() if STAMP.match(line)]
+    assert not [line for line in lines if "forged" in line and line.endswith(": forged")]
+    assert "c-1\\x0a2026-11-30" in log
+    assert "\x1b" not in log
+    assert not re.search(r"\+1201555\d{4}", "\n".join(lines))  # every number masked
+    bad = [line for line in lines if "400 body is not JSON" in line]
+    assert 1 <= len(bad) <= 10

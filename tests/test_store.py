@@ -70,13 +70,13 @@ def test_joinable_follows_every_change_to_a_conference(tmp_path: Path) -> None:
     assert store.joinable("+12015550123") == []
 
     with pytest.raises(RuntimeError), store.transaction():
-        store.apply(conference.on_text(rules, start, None, "conf-a", 1.0), 1.0, "app")
+        store.apply(conference.on_text(rules, start, None, 1.0, "conf-a").effects, 1.0, "app")
         assert [c.id for c in store.joinable("+12015550123")] == ["conf-a"]
         raise RuntimeError("crash halfway")
     assert store.joinable("+12015550123") == []  # the undone start is not remembered
 
     with store.transaction():
-        store.apply(conference.on_text(rules, start, None, "conf-b", 2.0), 2.0, "app")
+        store.apply(conference.on_text(rules, start, None, 2.0, "conf-b").effects, 2.0, "app")
     assert [c.id for c in store.joinable("+12015550123")] == ["conf-b"]
     assert [c.id for c in store.joinable("+12015550101")] == ["conf-b"]  # the organizer
     assert store.joinable("+12015550199") == []
@@ -84,7 +84,7 @@ def test_joinable_follows_every_change_to_a_conference(tmp_path: Path) -> None:
     active = store.active_conference("+12015550101")
     assert active is not None
     with store.transaction():
-        store.apply(conference.end(active, "bye", 3.0), 3.0, None)
+        store.apply(conference.end(active, "bye", 3.0).effects, 3.0, None)
     assert store.joinable("+12015550123") == []
 
 
