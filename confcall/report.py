@@ -3,7 +3,7 @@ draws. Keys here are a documented interface: add, never rename."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from confcall.conference import ENDED, Conference, time_on_call
@@ -13,7 +13,7 @@ from confcall.store import Store
 def iso(moment: float | None) -> str | None:
     if moment is None:
         return None
-    return datetime.fromtimestamp(moment, tz=timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(moment, tz=UTC).isoformat(timespec="seconds")
 
 
 def _participants(conference: Conference, now: float) -> list[dict[str, Any]]:
