@@ -46,10 +46,14 @@ def _participants(conference: Conference, now: float) -> list[dict[str, Any]]:
 
 def conference_report(store: Store, conference: Conference, now: float) -> dict[str, Any]:
     participants = _participants(conference, now)
-    invitation = {d.recipient: d for d in store.deliveries(conference.id) if d.purpose == "invite"}
+    deliveries = store.deliveries(conference.id)
+    # how often each text was tried: with `detail` (the last error), why one is still queued
+    attempts = {row.id: row.attempts for row in store.outbox(conference.id)}
+    invitation = {d.recipient: d for d in deliveries if d.purpose == "invite"}
     for person in participants:
         sent = invitation.get(person["number"])
-        person["invitation"] = ({"state": sent.state, "detail": sent.detail}
+        person["invitation"] = ({"state": sent.state, "detail": sent.detail,
+                                 "attempts": attempts.get(sent.outbox_id, 0)}
                                 if sent else None)
     first_join = min((m.joined_at for m in conference.members), default=None)
     end = conference.ended_at if conference.ended_at is not None else now
@@ -64,8 +68,8 @@ def conference_report(store: Store, conference: Conference, now: float) -> dict[
         "participants": participants,
         "texts": [
             {"id": d.outbox_id, "purpose": d.purpose, "to": d.recipient, "state": d.state,
-             "detail": d.detail}
-            for d in store.deliveries(conference.id)
+             "detail": d.detail, "attempts": attempts.get(d.outbox_id, 0)}
+            for d in deliveries
         ],
     }
 
