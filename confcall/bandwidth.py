@@ -79,7 +79,7 @@ class BandwidthClient:
                     raise BandwidthError(response.status, body,
                                          _retry_after(response.headers.get("Retry-After")))
                 return response.status, body
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             reason = type(exc).__name__ if isinstance(exc, asyncio.TimeoutError) else str(exc)
             raise BandwidthUnavailable(f"{method} {url}: {reason or type(exc).__name__}",
                                        maybe_accepted=not isinstance(exc, _NOT_SENT)) from None

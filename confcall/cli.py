@@ -45,15 +45,30 @@ def _stderr() -> Any:
 
 def fail(message: str) -> NoReturn:
     """One line on stderr, exit 1: how every expected failure ends."""
-    from rich.markup import escape
+    from rich.text import Text
 
-    _stderr().print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    from confcall.render import visible
+
+    line = Text.assemble(("error:", "bold red"), " ", visible(message))
+    _stderr().print(line, highlight=False, soft_wrap=True)
     raise typer.Exit(code=1)
 
 
-def _config(path: Path | None, **overrides: Any) -> Config:
+class _Before:
+    """Options given before the command, which every command reads."""
+
+    config: Path | None = None
+
+
+def _config(path: Path | None, *, need_live: bool = True, refuse_placeholders: bool = False,
+            **overrides: Any) -> Config:
+    """The configuration, from the command's --config, else the one given before the
+    command (`confcall --config X status`), else ./confcall.toml when present."""
+    if path is None:
+        path = _Before.config
     try:
-        return load_config(path, os.environ, overrides)
+        return load_config(path, os.environ, overrides, need_live=need_live,
+                           refuse_placeholders=refuse_placeholders)
     except ConfcallError as exc:
         fail(str(exc))
 
@@ -66,10 +81,14 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
+    config_path: ConfigOption = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit.")] = False,
 ) -> None:
     """A conference line on one Bandwidth number."""
+    # `confcall --config X status` as well as `confcall status --config X`; the command's
+    # own --config wins (see _config)
+    _Before.config = config_path
 
 
 @app.command()
@@ -91,33 +110,62 @@ def serve(
     \b
       confcall serve --port 8080
     """
-    from confcall.render import banner
-
-    config = _config(config_path, **{"server.host": host, "server.port": port,
-                                     "server.public_url": public_url})
-    from rich.console import Console
-
-    Console(stderr=True).print(banner(config))
-    import gc
-
-    from aiohttp import web
+    flags: dict[str, Any] = {"server.host": host, "server.port": port,
+                             "server.public_url": public_url}
+    config = _config(config_path, refuse_placeholders=True, **flags)
+    import asyncio
 
     from confcall import logs
-    from confcall.app import create_app
 
     try:
         with logs.to_stderr(mask_numbers=config.mask_numbers):
-            served = create_app(config)
-            # What start-up made (modules, config, the app) lives as long as the process:
-            # take it out of the collector's sight, so that a full collection while serving
-            # scans only what serving made, and answers are not held up by scanning it
-            gc.freeze()
-            web.run_app(served, host=config.server.host, port=config.server.port,
-                        print=None, access_log=None, shutdown_timeout=2.0)
-    except OSError as exc:
-        fail(f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}")
+            asyncio.run(_serve(config))
     except ConfcallError as exc:
         fail(str(exc))
+
+
+async def _serve(config: Config) -> None:
+    """Start the app and listen; only then print the banner. Serve until SIGTERM or SIGINT,
+    then stop gracefully: the requests and sends under way get `shutdown_timeout` each."""
+    import asyncio
+    import gc
+    import signal
+
+    from aiohttp import web
+
+    from confcall.app import create_app
+    from confcall.render import banner
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    runner = web.AppRunner(create_app(config), access_log=None, shutdown_timeout=2.0)
+    try:
+        await runner.setup()  # opens the database: a second server on it stops here
+        site = web.TCPSite(runner, config.server.host, config.server.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            where = config.server.listen_url.removeprefix("http://")
+            raise ConfcallError(f"cannot listen on {where}: {_os_reason(exc)}") from None
+        _stderr().print(banner(config), crop=False)
+        # What start-up made (modules, config, the app) lives as long as the process:
+        # take it out of the collector's sight, so that a full collection while serving
+        # scans only what serving made, and answers are not held up by scanning it
+        gc.freeze()
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def _os_reason(exc: OSError) -> str:
+    """Why a bind failed, as the system says it ("Address already in use")."""
+    import socket
+
+    if isinstance(exc, socket.gaierror) or not exc.errno:
+        return exc.strerror or str(exc)
+    return os.strerror(exc.errno)
 
 
 # --- shared helpers for the commands below ---------------------------------------------
@@ -152,17 +200,37 @@ def _number(text: str, config: Config, option: str) -> str:
         fail(f"{option}: {exc}")
 
 
+def _server_url(url: str | None, config: Config) -> str:
+    """The server to talk to: --url (host:port alone means http://) or the config's."""
+    if url is None:
+        return config.server.local_url
+    from urllib.parse import urlsplit
+
+    text = url.strip()
+    if "://" not in text:
+        text = "http://" + text
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (raises on a port that is not a number)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        fail(f"--url: {url!r} is not an http:// or https:// URL (or HOST:PORT)")
+    return text.rstrip("/")
+
+
 def _run(config: Config, url: str | None, action: Any) -> Any:
     """Run `action(poster)` against the server at `url` (default: this config's server)."""
     import asyncio
 
+    server = _server_url(url, config)
     import aiohttp
 
     from confcall.simulate import Poster
 
     async def go() -> Any:
         async with aiohttp.ClientSession() as session:
-            return await action(Poster(session, config, url or config.server.local_url))
+            return await action(Poster(session, config, server))
 
     try:
         return asyncio.run(go())
@@ -196,7 +264,8 @@ def check(config_path: ConfigOption = None, public_url: PublicUrlOption = None,
     \b
       confcall check --public-url https://confcall.example.com
     """
-    config = _config(config_path, **{"server.public_url": public_url})
+    overrides: dict[str, Any] = {"server.public_url": public_url}
+    config = _config(config_path, **overrides)
     checks = _checks(config)
     if as_json:
         from confcall.check import passed
@@ -272,7 +341,7 @@ def setup(
     from confcall.render import applications_view, checks_view, plans_view
     from confcall.setup import Survey, new_credentials, save_credentials, survey, write
 
-    overrides = {"server.public_url": public_url}
+    overrides: dict[str, Any] = {"server.public_url": public_url}
     config = _config(config_path, **overrides)
     if config.sandbox:
         fail("sandbox mode: no Bandwidth account is configured, so there is nothing to set "
@@ -395,7 +464,10 @@ def simulate_text(
     if as_json:
         _print_json({"status": answer.status, "answer": answer_json(answer)})
     else:
-        _stdout().print(f"server answered {answer.status}: {answer.body}", markup=False)
+        from confcall.render import visible
+
+        _stdout().print(visible(f"server answered {answer.status}: {answer.body}"),
+                        markup=False)
     if answer.status >= 300:
         raise typer.Exit(code=1)
 
@@ -418,7 +490,7 @@ def simulate_call(
     \b
       confcall simulate-call --from +12015550123 --hangup
     """
-    from confcall.simulate import pretty_xml
+    from confcall.simulate import masked, pretty_xml
 
     config = _config(config_path)
     caller_number = _number(caller, config, "--from")
@@ -428,19 +500,24 @@ def simulate_call(
     if answer.status != 200:
         fail(f"server answered {answer.status}: {answer.body}")
     verdict = "joined" if outcome.conference else "refused"
+    # the callback password rides in the BXML (for Bandwidth's conference events): a
+    # terminal, a scrollback or a pasted bug report is no place for it
+    bxml = masked(answer.body)
     if as_json:
         _print_json({"call_id": outcome.call_id, "status": answer.status, "verdict": verdict,
-                     "conference": outcome.conference, "bxml": answer.body,
+                     "conference": outcome.conference, "bxml": bxml,
                      "hung_up": outcome.hung_up})
         return
+    from confcall.render import visible
+
     console = _stdout()
     if outcome.conference:
-        console.print(f"{caller_number} joins conference {outcome.conference}",
+        console.print(visible(f"{caller_number} joins conference {outcome.conference}"),
                       style="bold green", markup=False)
     else:
         console.print(f"{caller_number} refused: the server hangs up", style="bold red",
                       markup=False)
-    console.print(pretty_xml(answer.body), markup=False, soft_wrap=True)
+    console.print(visible(pretty_xml(bxml), keep_newlines=True), markup=False, soft_wrap=True)
     if outcome.hung_up:
         console.print(f"call {outcome.call_id} hung up", markup=False)
 
@@ -465,7 +542,7 @@ def status(
 
     from confcall import report
 
-    config = _config(config_path)
+    config = _config(config_path, need_live=False)
     store = _open_store(config)
 
     def read() -> Any:
@@ -513,7 +590,7 @@ def history(
 
     from confcall import report
 
-    config = _config(config_path)
+    config = _config(config_path, need_live=False)
     try:
         reports = report.history(_open_store(config), limit, time.time())
     except ConfcallError as exc:
@@ -532,7 +609,8 @@ def end(
         "--message", "-m", help="The closing text sent to everyone.",
         show_default="a default goodbye")] = None,
     organizer: Annotated[str | None, typer.Option(
-        help="Whose conference, when several are active.", show_default=False)] = None,
+        help="Whose conference: needed when several are active, or with no database "
+        "here.", show_default=False)] = None,
     url: UrlOption = None,
     config_path: ConfigOption = None,
     as_json: JsonOption = False,
@@ -540,37 +618,62 @@ def end(
     """End an active conference through the running server, with the same effects as the
     organizer's text: the message goes to everyone invited, then every call drops.
 
+    The conference is found in the database when there is one here; with --organizer no
+    database is needed (the end is that organizer's text, posted to the server at --url).
+
     Example:
 
     \b
       confcall end --message "Thanks, notes to follow"
+      confcall end --url 203.0.113.7:8080 --organizer +12015550101
     """
     config = _config(config_path)
-    store = _open_store(config)
+    server = _server_url(url, config)
+    who = _number(organizer, config, "--organizer") if organizer is not None else None
+    from confcall.conference import DEFAULT_CLOSING
+
+    text = message or DEFAULT_CLOSING
+    target = None
+    if config.store_path.exists():
+        target = _active_conference(_open_store(config), who)
+    elif who is None:
+        fail(f"no database at {config.store_path} to find the active conference in: name "
+             "its organizer with --organizer")
+    sender = target.organizer if target is not None else who
+    assert sender is not None
+    line = config.bandwidth.phone_number
+    answer = _run(config, server, lambda poster: poster.text(sender, line, text))
+    if answer.status >= 300:
+        fail(f"server answered {answer.status}: {answer.body}")
+    if as_json:
+        _print_json({"conference": target.id if target is not None else None,
+                     "organizer": sender, "closing_text": text, "status": answer.status})
+        return
+    from confcall.render import visible
+
+    if target is not None:
+        shown = (f"ending {target.id} (organizer {target.organizer}): "
+                 f"{len(target.invitees)} invitee(s) get \"{text}\"")
+    else:
+        shown = (f"ending the conference of {sender} at {server}: everyone invited gets "
+                 f"\"{text}\"")
+    _stdout().print(visible(shown), markup=False)
+
+
+def _active_conference(store: Any, organizer: str | None) -> Any:
+    """The one active conference to end (of `organizer`, when given), or a one-line error."""
     active = [c for c in store.active_conferences() if c.status == "active"]
     if organizer is not None:
-        who = _number(organizer, config, "--organizer")
-        active = [c for c in active if c.organizer == who]
+        active = [c for c in active if c.organizer == organizer]
         if not active:
-            fail(f"{who} has no active conference")
+            fail(f"{organizer} has no active conference")
     if not active:
         fail("there is no active conference to end")
     if len(active) > 1:
         listed = ", ".join(c.organizer for c in active)
         fail(f"several conferences are active (organizers {listed}): choose one with "
              "--organizer")
-    target = active[0]
-    text = message or DEFAULT_CLOSING
-    line = config.bandwidth.phone_number
-    answer = _run(config, url, lambda poster: poster.text(target.organizer, line, text))
-    if answer.status >= 300:
-        fail(f"server answered {answer.status}: {answer.body}")
-    if as_json:
-        _print_json({"conference": target.id, "organizer": target.organizer,
-                     "closing_text": text, "status": answer.status})
-    else:
-        _stdout().print(f"ending {target.id} (organizer {target.organizer}): "
-                        f"{len(target.invitees)} invitee(s) get \"{text}\"", markup=False)
+    return active[0]
 
 
 @app.command()
@@ -646,7 +749,6 @@ def restore(
                         f"{copied.conferences} conference(s)", markup=False)
 
 
-DEFAULT_CLOSING = "The conference has ended. Thank you for joining."
 
 
 def main() -> None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ BANDWIDTH_MESSAGING_URL = "https://messaging.bandwidth.com/api/v2"
 BANDWIDTH_VOICE_URL = "https://voice.bandwidth.com/api/v2"
 BANDWIDTH_ACCOUNT_URL = "https://dashboard.bandwidth.com/api"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+ENV_PREFIX = "CONFCALL_"
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Key:
 
     @property
     def env_names(self) -> tuple[str, ...]:
-        return ("CONFCALL_" + self.name.replace(".", "_").upper(), *self.env)
+        return (ENV_PREFIX + self.name.replace(".", "_").upper(), *self.env)
 
 
 KEYS: tuple[Key, ...] = (
@@ -70,6 +70,25 @@ KEYS: tuple[Key, ...] = (
     Key("log.mask_numbers", "bool", (), True),
 )
 KEYS_BY_NAME = {key.name: key for key in KEYS}
+ENV_KEYS = {env: key for key in KEYS for env in key.env_names}
+CREDENTIALS = ("bandwidth.account_id", "bandwidth.username", "bandwidth.password")
+LIVE_KEYS = (*CREDENTIALS, "bandwidth.phone_number", "organizers.numbers")
+# The families of environment names a person may be using: confcall's own, the older
+# confcall seed's (BANDWIDTH_…) and the Bandwidth SDK's (BW_…); USER_PHONE_NUMBER serves both
+ENV_FAMILIES = (ENV_PREFIX, "BANDWIDTH_", "BW_")
+
+# The values config.example.toml holds for a person to replace: live mode with any of them
+# cannot work (Bandwidth refuses the credentials, or cannot reach the callback URLs)
+EXAMPLE_VALUES: dict[str, str] = {
+    "bandwidth.account_id": "your-account-id",
+    "bandwidth.username": "your-api-username",
+    "bandwidth.password": "change-me",
+    "bandwidth.messaging_application_id": "93de2206-9669-4e07-948d-329f4b722ee2",
+    "bandwidth.voice_application_id": "04e88489-df02-4e34-a0ee-27a91849555f",
+    "server.callback_password": "a-long-random-string",
+}
+# Reserved for documentation (RFC 2606): no server of anyone's is ever reached there
+EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
 
 
 @dataclass(frozen=True)
@@ -103,9 +122,19 @@ class ServerConfig:
     def local_url(self) -> str:
         """Where a process on this machine reaches the server."""
         host = self.host if self.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"http://{_bracketed(host)}:{self.port}"
+
+    @property
+    def listen_url(self) -> str:
+        """The address it listens on, as a URL (0.0.0.0 for every address)."""
+        return f"http://{_bracketed(self.host)}:{self.port}"
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+DEFAULT_LOCAL_URL = f"http://127.0.0.1:{KEYS_BY_NAME['server.port'].default}"
 
 
 @dataclass(frozen=True)
@@ -129,11 +158,33 @@ class Config:
         return self.server.public_url.rstrip("/") + route
 
 
-def _read_file(path: Path) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
+def _did_you_mean(name: str, known: Iterable[str], quote: str = "") -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {quote}{close[0]}{quote}?)" if close else ""
+
+
+class _Setting:
+    """One value as it was given, and how the person named it, for error messages."""
+
+    # a plain class: a dataclass costs a command's start-up more than all of this module
+    __slots__ = ("env", "file", "name", "value")
+
+    def __init__(self, value: Any, name: str, *, file: Path | None = None,
+                 env: bool = False) -> None:
+        self.value = value
+        self.name = name  # the key, or the environment variable it came from
+        self.file = file
+        self.env = env
+
+    @property
+    def label(self) -> str:
+        return f"{self.file}: {self.name}" if self.file is not None else self.name
+
+
+def _read_file(path: Path) -> dict[str, _Setting]:
+    import tomllib
 
     try:
         with path.open("rb") as handle:
@@ -144,32 +195,41 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    flat: dict[str, Any] = {}
+    flat: dict[str, _Setting] = {}
     for section, table in document.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: `{section}` must be a [section], not a value")
         for name, value in table.items():
             dotted = f"{section}.{name}"
             if dotted not in KEYS_BY_NAME:
-                raise ConfigError(f"{path}: unknown key `{dotted}`")
-            flat[dotted] = value
+                hint = _did_you_mean(dotted, KEYS_BY_NAME, "`")
+                raise ConfigError(f"{path}: unknown key `{dotted}`{hint}")
+            flat[dotted] = _Setting(value, dotted, file=path)
     return flat
 
 
-def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
-    flat: dict[str, Any] = {}
+def _from_environ(environ: Mapping[str, str]) -> dict[str, _Setting]:
+    # A misspelt variable would otherwise be ignored without a word, as a file's is not
+    unknown = sorted(name for name in environ if name.startswith(ENV_PREFIX)
+                     and name not in ENV_KEYS)
+    if unknown:
+        ours = [env for env in ENV_KEYS if env.startswith(ENV_PREFIX)]
+        listed = ", ".join(name + _did_you_mean(name, ours) for name in unknown)
+        plural = "s" if len(unknown) > 1 else ""
+        raise ConfigError(f"unknown environment variable{plural} {listed}")
+    flat: dict[str, _Setting] = {}
     for key in KEYS:
         for env_name in key.env_names:
             value = environ.get(env_name)
             if value is not None and value.strip() != "":
-                flat[key.name] = value
+                flat[key.name] = _Setting(value, env_name, env=True)
                 break
     return flat
 
 
-def _coerce(key: Key, value: Any, region: str) -> Any:
+def _coerce(key: Key, value: Any, region: str, label: str) -> Any:
     def fail(problem: str) -> ConfigError:
-        return ConfigError(f"{key.name}: {problem}")
+        return ConfigError(f"{label}: {problem}")
 
     if key.kind in ("str", "secret", "url"):
         if not isinstance(value, str):
@@ -249,14 +309,79 @@ def given_keys(path: Path | None = None, environ: Mapping[str, str] | None = Non
     return keys | set(_from_environ(environ if environ is not None else {}))
 
 
+def _family(raw: Mapping[str, _Setting]) -> str | None:
+    """Which names the person gave the live keys by: confcall's own, the seed's or the SDK's
+    environment variables (the most used), or None when none came from the environment."""
+    counts: dict[str, int] = {}
+    for name in LIVE_KEYS:
+        setting = raw.get(name)
+        if setting is not None and setting.env:
+            for prefix in ENV_FAMILIES:
+                if setting.name.startswith(prefix):
+                    counts[prefix] = counts.get(prefix, 0) + 1
+    return max(counts, key=counts.__getitem__) if counts else None
+
+
+def _named(key: Key, family: str | None) -> str:
+    """`key` as a person using `family` (see _family) would set it."""
+    if family is None:
+        return key.name
+    names = [env for env in key.env_names if env.startswith(family)]
+    if not names and family != ENV_PREFIX:  # USER_PHONE_NUMBER: the seed's and the SDK's
+        names = [env for env in key.env if not env.startswith(ENV_FAMILIES)]
+    return f"{(names or list(key.env_names))[0]} ({key.name})"
+
+
+def _incomplete(missing: list[str], raw: Mapping[str, _Setting]) -> ConfigError:
+    family = _family(raw)
+    given = ", ".join(raw[name].name for name in CREDENTIALS if name in raw)
+    listed = ", ".join(_named(KEYS_BY_NAME[name], family) for name in missing)
+    return ConfigError(
+        f"live mode ({given} set) needs {listed} too; set all of the Bandwidth credentials, "
+        "or none of them to run the sandbox"
+    )
+
+
+def is_example_host(url: str) -> bool:
+    """Whether `url` is on a domain reserved for documentation, which nothing can reach."""
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    return any(host == domain or host.endswith("." + domain) for domain in EXAMPLE_DOMAINS)
+
+
+def _placeholders(values: Mapping[str, Any], raw: Mapping[str, _Setting]) -> ConfigError | None:
+    found = [name for name, example in EXAMPLE_VALUES.items() if values[name] == example]
+    if values["server.public_url"] and is_example_host(values["server.public_url"]):
+        found.append("server.public_url")
+    found = [name for name in KEYS_BY_NAME if name in found and name in raw]
+    if not found:
+        return None
+    listed = ", ".join(raw[name].name for name in found)
+    files = sorted({str(raw[name].file) for name in found if raw[name].file is not None})
+    where = f" (in {', '.join(files)})" if files else ""
+    return ConfigError(
+        f"live mode cannot work with the example's placeholder values: {listed}{where} still "
+        "hold them; put in your own"
+    )
+
+
 def load_config(
     path: Path | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    *,
+    need_live: bool = True,
+    refuse_placeholders: bool = False,
 ) -> Config:
     """Read the configuration: `path` (or ./confcall.toml when present), then `environ`,
-    then `overrides` (dotted key -> value, e.g. from command-line flags); later wins."""
-    raw: dict[str, Any] = {}
+    then `overrides` (dotted key -> value, e.g. from command-line flags); later wins.
+
+    With `need_live` false, a live configuration missing some of its credentials, line or
+    organizers still loads (for what only reads the database, which needs none of them).
+    With `refuse_placeholders`, live mode with one of config.example.toml's values to
+    replace is an error (for what starts talking to Bandwidth)."""
+    raw: dict[str, _Setting] = {}
     if path is None and DEFAULT_CONFIG_FILE.is_file():
         path = DEFAULT_CONFIG_FILE
     if path is not None:
@@ -266,17 +391,19 @@ def load_config(
         if name not in KEYS_BY_NAME:
             raise ConfigError(f"unknown key `{name}`")
         if value is not None:
-            raw[name] = value
+            raw[name] = _Setting(value, name)
 
     region_key = KEYS_BY_NAME["conference.default_region"]
-    region = (_coerce(region_key, raw[region_key.name], "US") if region_key.name in raw
+    given = raw.get(region_key.name)
+    region = (_coerce(region_key, given.value, "US", given.label) if given is not None
               else region_key.default)
     values: dict[str, Any] = {}
     for key in KEYS:
-        values[key.name] = _coerce(key, raw[key.name], region) if key.name in raw else key.default
+        setting = raw.get(key.name)
+        values[key.name] = (_coerce(key, setting.value, region, setting.label)
+                            if setting is not None else key.default)
 
-    credentials = ("bandwidth.account_id", "bandwidth.username", "bandwidth.password")
-    sandbox = not any(values[name] for name in credentials)
+    sandbox = not any(values[name] for name in CREDENTIALS)
     host, port = values["server.host"], values["server.port"]
     if sandbox:
         values["bandwidth.account_id"] = "sandbox"
@@ -290,14 +417,13 @@ def load_config(
             values["bandwidth.voice_application_id"] or "sandbox-voice"
         )
     else:
-        needed = (*credentials, "bandwidth.phone_number", "organizers.numbers")
-        missing = [name for name in needed if not values[name]]
-        if missing:
-            listed = ", ".join(f"{name} ({KEYS_BY_NAME[name].env_names[0]})" for name in missing)
-            raise ConfigError(
-                f"live mode needs {listed}; set all of the Bandwidth credentials, "
-                "or none of them to run the sandbox"
-            )
+        missing = [name for name in LIVE_KEYS if not values[name]]
+        if missing and need_live:
+            raise _incomplete(missing, raw)
+        for name in missing:
+            values[name] = () if name == "organizers.numbers" else ""
+        if refuse_placeholders and (found := _placeholders(values, raw)) is not None:
+            raise found
 
     server = ServerConfig(
         host=host,
@@ -339,4 +465,3 @@ def load_config(
         sandbox=sandbox,
         source=path,
     )
-

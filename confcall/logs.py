@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from confcall.phone import mask
@@ -56,7 +56,7 @@ class Formatter(logging.Formatter):
             trace = "\n".join("  " + clean(line, self.mask_numbers)
                               for line in self.formatException(record.exc_info).splitlines())
         if self.as_json:
-            moment = datetime.fromtimestamp(record.created, tz=timezone.utc)
+            moment = datetime.fromtimestamp(record.created, tz=UTC)
             entry: dict[str, Any] = {"time": moment.isoformat(timespec="milliseconds"),
                                      "level": record.levelname, "logger": record.name,
                                      "message": message}

@@ -146,7 +146,7 @@ class Outbox:
         try:
             async with asyncio.timeout(LOCK_WAIT + 0.5):
                 await self._write(settled)
-        except (StoreUnavailable, asyncio.TimeoutError) as exc:
+        except (TimeoutError, StoreUnavailable) as exc:
             for item in settled:
                 if item.accepted or item.doubtful:
                     log.error("outbox row %d: Bandwidth took it, but the database could not "

@@ -6,13 +6,13 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 
 def timestamp(at: float | None = None) -> str:
     """Bandwidth's time format: ISO 8601 in UTC with milliseconds and a Z."""
-    moment = datetime.fromtimestamp(time.time() if at is None else at, tz=timezone.utc)
+    moment = datetime.fromtimestamp(time.time() if at is None else at, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 

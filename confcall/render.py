@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shlex
 from datetime import datetime
+from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -11,7 +14,7 @@ from rich.text import Text
 
 from confcall.applications import ROLES, Application
 from confcall.conference import format_duration
-from confcall.config import LOOPBACK_HOSTS, Config
+from confcall.config import DEFAULT_CONFIG_FILE, DEFAULT_LOCAL_URL, LOOPBACK_HOSTS, Config
 
 if TYPE_CHECKING:  # check.py and setup.py import aiohttp, which status and history must not load
     from confcall.check import Check
@@ -24,6 +27,25 @@ CALLBACK_ROUTES = (
     ("conference events", "/callbacks/voice/conference"),
 )
 
+# Control characters (C0, DEL, C1) and the Unicode controls that reorder or break what a
+# terminal shows (bidirectional embeddings, overrides, isolates and marks; line and paragraph
+# separators): a text from a caller, an organizer or Bandwidth could otherwise move the
+# cursor, clear the screen, retitle the window or show one thing as another
+_CONTROLS = (*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0))
+_FORMATTING = (0x061C, 0x200E, 0x200F, 0x2028, 0x2029, *range(0x202A, 0x202F),
+               *range(0x2066, 0x206A))
+_ESCAPES: dict[int, str] = {
+    **{c: f"\\x{c:02x}" for c in _CONTROLS},
+    **{c: f"\\u{c:04x}" for c in _FORMATTING},
+}
+_ESCAPES_BUT_NEWLINE = {c: escape for c, escape in _ESCAPES.items() if c != 0x0A}
+
+
+def visible(text: str, *, keep_newlines: bool = False) -> str:
+    """`text` safe for a terminal: each control character shown as an escape (`\\x1b`,
+    `\\u202e`). Everything untrusted that the command line shows goes through here."""
+    return text.translate(_ESCAPES_BUT_NEWLINE if keep_newlines else _ESCAPES)
+
 
 def exposed_without_credentials(config: Config) -> bool:
     """Live, reachable beyond this machine, and anyone may post callbacks."""
@@ -31,7 +53,32 @@ def exposed_without_credentials(config: Config) -> bool:
             and config.server.host not in LOOPBACK_HOSTS)
 
 
+def is_loopback_url(url: str) -> bool:
+    """Whether `url` points at this machine, where Bandwidth cannot reach it."""
+    host = urlsplit(url).hostname or ""
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def try_command(config: Config) -> str:
+    """The sandbox's first step, as a command that works as printed: with --url when the
+    server is not where a client would look by default, with --config when one was named."""
+    words = ["confcall", "simulate-text"]
+    if config.source is not None and config.source != DEFAULT_CONFIG_FILE:
+        words += ["--config", str(config.source)]
+    if config.server.local_url != DEFAULT_LOCAL_URL:
+        words += ["--url", config.server.local_url]
+    words += ["--from", config.organizers[0], "+12015550123 +12015550124"]
+    return shlex.join(words)
+
+
 def banner(config: Config) -> RenderableType:
+    """What `serve` prints once it listens. Print it with crop=False: the command to try is
+    one line, so that it can be copied whole."""
     mode = ("[bold yellow]sandbox[/] (no Bandwidth account: an embedded fake Bandwidth "
             "takes every text and call)" if config.sandbox else "[bold green]live[/]")
     table = Table.grid(padding=(0, 2))
@@ -39,10 +86,10 @@ def banner(config: Config) -> RenderableType:
     table.add_column(overflow="fold")
     table.add_row("mode", Text.from_markup(mode))
     # values as Text: a path or URL with [brackets] must not be read as rich markup
-    table.add_row("listening", Text(f"http://{config.server.host}:{config.server.port}"))
+    table.add_row("listening", Text(config.server.listen_url))
     table.add_row("line", Text(config.bandwidth.phone_number))
     table.add_row("organizers", Text(", ".join(config.organizers)))
-    table.add_row("database", Text(str(config.store_path)))
+    table.add_row("database", Text(visible(str(config.store_path))))
     for label, route in CALLBACK_ROUTES:
         table.add_row(label, Text(config.callback_url(route)))
     title = Text("confcall: callback URLs for the Bandwidth applications below", style="bold")
@@ -50,8 +97,14 @@ def banner(config: Config) -> RenderableType:
     if config.sandbox:
         parts.append(Text(
             f"What the sandbox sent: {config.server.local_url}/sandbox/messages and "
-            f"/sandbox/conferences. Try: confcall simulate-text --from "
-            f"{config.organizers[0]} \"+12015550123 +12015550124\"", style="dim"))
+            f"/sandbox/conferences. Try:", style="dim"))
+        parts.append(Text(f"  {visible(try_command(config))}", no_wrap=True, overflow="ignore"))
+    if not config.sandbox and is_loopback_url(config.server.public_url):
+        host = urlsplit(config.server.public_url).hostname
+        parts.append(Text(
+            f"warning: the callback URLs point at {host}, which Bandwidth cannot reach: set "
+            "server.public_url (or --public-url) to the address Bandwidth reaches this server "
+            "at.", style="bold red"))
     if exposed_without_credentials(config):
         parts.append(Text(
             "warning: listening beyond loopback with no callback credentials: anyone who "
@@ -66,21 +119,40 @@ STATE_STYLE = {
     "sending": "cyan", "failed": "bold red",
 }
 CHECK_MARK = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[bold red]✗[/]"}
+DETAIL_SHOWN = 120  # characters of a retry's error shown beside a queued text
 
 
 def _local(stamp: str | None, with_date: bool = False) -> str:
+    """A time in the local zone, labelled with it: `2026-11-25 18:37 CET`, `18:37:55 CET`."""
     if stamp is None:
         return "–"
     moment = datetime.fromisoformat(stamp).astimezone()
-    return moment.strftime("%Y-%m-%d %H:%M" if with_date else "%H:%M:%S")
+    shown = moment.strftime("%Y-%m-%d %H:%M" if with_date else "%H:%M:%S")
+    return f"{shown} {moment.tzname() or moment.strftime('%z')}"
 
 
 def _styled(state: str) -> Text:
     return Text(state.replace("_", " "), style=STATE_STYLE.get(state, ""))
 
 
+def _text_state(text: dict[str, Any]) -> Text:
+    """What became of a text; why it failed, or why it is still waiting and how often it
+    was tried."""
+    shown = _styled(text["state"])
+    detail = visible(text.get("detail") or "")
+    if text["state"] == "failed" and detail:
+        shown.append(f": {detail}")
+    elif text["state"] == "queued" and text.get("attempts"):
+        attempts = text["attempts"]
+        if len(detail) > DETAIL_SHOWN:
+            detail = detail[:DETAIL_SHOWN - 1] + "…"
+        why = f": {detail}" if detail else ""
+        shown.append(f" ({attempts} attempt{'s' if attempts != 1 else ''}{why})")
+    return shown
+
+
 def conference_view(report: dict[str, Any], *, history: bool = False) -> RenderableType:
-    title = (f"{report['id']} · organizer {report['organizer']} · started "
+    title = (f"{visible(report['id'])} · organizer {visible(report['organizer'])} · started "
              f"{_local(report['started'], True)}")
     if report["ended"]:
         title += f" · ended {_local(report['ended'], True)}"
@@ -88,7 +160,7 @@ def conference_view(report: dict[str, Any], *, history: bool = False) -> Rendera
         title += f" · {report['status']}"
     table = Table(title=Text(title), title_justify="left", expand=False, show_edge=False)
     table.add_column("number", no_wrap=True)
-    table.add_column("call")
+    table.add_column("call", no_wrap=True)
     table.add_column("time on call", justify="right")
     table.add_column("invitation text", overflow="fold")
     for person in report["participants"]:
@@ -99,20 +171,22 @@ def conference_view(report: dict[str, Any], *, history: bool = False) -> Rendera
         if invitation is None:
             text = Text("organizer" if not person["invited"] else "–", style="dim")
         else:
-            text = _styled(invitation["state"])
-            if invitation["state"] == "failed" and invitation["detail"]:
-                text.append(f": {invitation['detail']}")
+            text = _text_state(invitation)
         joined = person["state"] not in ("invited", "never_joined")
         spent = format_duration(person["seconds_on_call"]) if joined else ""
-        table.add_row(Text(person["number"]), state, spent, text)
+        table.add_row(Text(visible(person["number"])), state, spent, text)
     parts: list[RenderableType] = [table]
     if history or report["closing_text"]:
-        closing = report["closing_text"] or "–"
+        closing = visible(report["closing_text"]) if report["closing_text"] else "–"
         parts.append(Text(f"  closing text: {closing}", overflow="fold"))
     others = [t for t in report["texts"] if t["purpose"] != "invite"]
     if others and not history:
         lines = Text("  other texts: ", style="dim")
-        lines.append("; ".join(f"{t['purpose']} to {t['to']}: {t['state']}" for t in others))
+        for number, other in enumerate(others):
+            if number:
+                lines.append("; ")
+            lines.append(f"{visible(other['purpose'])} to {visible(other['to'])}: ")
+            lines.append_text(_text_state(other))
         parts.append(lines)
     doubled = sorted({t["id"] for t in report["texts"] if t.get("possible_duplicate")})
     if doubled:
@@ -160,10 +234,10 @@ def checks_view(checks: list[Check]) -> RenderableType:
     table.add_column(no_wrap=True, style="bold")
     table.add_column(overflow="fold")
     for check in checks:
-        detail = Text(check.detail)
+        detail = Text(visible(check.detail))
         if check.fix:
-            detail.append(f"\n→ {check.fix}", style="cyan")
-        table.add_row(CHECK_MARK[check.status], Text(check.name), detail)
+            detail.append(f"\n→ {visible(check.fix)}", style="cyan")
+        table.add_row(CHECK_MARK[check.status], Text(visible(check.name)), detail)
     return table
 
 

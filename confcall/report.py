@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -33,7 +33,7 @@ def _reading(report: Callable[..., R]) -> Callable[..., R]:
 def iso(moment: float | None) -> str | None:
     if moment is None:
         return None
-    return datetime.fromtimestamp(moment, tz=timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(moment, tz=UTC).isoformat(timespec="seconds")
 
 
 def _participants(conference: Conference, now: float) -> list[dict[str, Any]]:
@@ -66,11 +66,13 @@ def _participants(conference: Conference, now: float) -> list[dict[str, Any]]:
 
 def conference_report(store: Store, conference: Conference, now: float) -> dict[str, Any]:
     participants = _participants(conference, now)
-    invitation = {d.recipient: d for d in store.deliveries(conference.id) if d.purpose == "invite"}
+    deliveries = store.deliveries(conference.id)
+    invitation = {d.recipient: d for d in deliveries if d.purpose == "invite"}
     for person in participants:
         sent = invitation.get(person["number"])
-        person["invitation"] = ({"state": sent.state, "detail": sent.detail}
-                                if sent else None)
+        # how often it was tried: with `detail` (the last error), why it is still queued
+        person["invitation"] = ({"state": sent.state, "detail": sent.detail,
+                                 "attempts": sent.attempts} if sent else None)
     completion = store.completion(conference.id)
     first_join = min((m.joined_at for m in conference.members), default=None)
     end = conference.ended_at if conference.ended_at is not None else now
@@ -87,7 +89,7 @@ def conference_report(store: Store, conference: Conference, now: float) -> dict[
             {"id": d.outbox_id, "purpose": d.purpose, "to": d.recipient, "state": d.state,
              "detail": d.detail, "attempts": d.attempts,
              "possible_duplicate": d.possible_duplicate}
-            for d in store.deliveries(conference.id)
+            for d in deliveries
         ],
         # ending the call on Bandwidth: "pending" (being tried), "done" or "failed"
         "completion": None if completion is None else {

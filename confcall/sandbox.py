@@ -79,7 +79,7 @@ class Sandbox:
                         ) as answer:
                             if answer.status < 500:
                                 break
-                    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                    except (TimeoutError, aiohttp.ClientError) as exc:
                         log.warning("sandbox callback to %s failed: %s", url, exc)
                     await asyncio.sleep(0.2 * (attempt + 1))
             finally:

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import secrets
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,10 +150,7 @@ def save_credentials(path: Path, credentials: Credentials) -> None:
     """Set server.callback_username and server.callback_password in the TOML file at `path`
     (created when missing), leaving every other line as it was; the file ends up 0600,
     replaced at once so that no reader sees half of it."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
+    import tomllib
 
     try:
         text = path.read_text(encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,3 +140,12 @@ def answer_json(answer: Answer) -> Any:
         return json.loads(answer.body)
     except ValueError:
         return answer.body
+
+
+_PASSWORD_ATTRIBUTE = re.compile(r"""(\spassword\s*=\s*)(?:"[^"]*"|'[^']*')""")
+
+
+def masked(document: str) -> str:
+    """A BXML answer with the value of every password attribute (the callback credentials
+    Bandwidth is to send with conference events) replaced by ***."""
+    return _PASSWORD_ATTRIBUTE.sub(r'\1"***"', document)

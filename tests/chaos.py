@@ -96,7 +96,7 @@ class Driver:
                         return await answer.text()
                     if answer.status < 500:
                         raise AssertionError(f"{path} answered {answer.status}")
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 pass  # not answered: Bandwidth delivers it again
             await asyncio.sleep(0.05)
 

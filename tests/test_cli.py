@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -121,25 +125,59 @@ def test_status_without_a_database_says_so(tmp_path: Path) -> None:
     assert "no database at confcall.db" in result.output
 
 
-def test_serve_reports_a_port_in_use_in_one_line(tmp_path: Path) -> None:
-    import socket
-
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = runner.invoke(app, ["serve", "--port", str(port)])
-    assert result.exit_code == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in result.output
-
-
 @pytest.mark.parametrize("command", [["simulate-text", "--from", ORGANIZER, "hi"],
                                      ["simulate-call", "--from", ORGANIZER]])
-def test_server_not_running(command: list[str]) -> None:
+@pytest.mark.parametrize("scheme", ["http://", ""])
+def test_server_not_running(command: list[str], scheme: str) -> None:
     port = unused_port()
-    result = runner.invoke(app, [*command, "--url", f"http://127.0.0.1:{port}"])
+    result = runner.invoke(app, [*command, "--url", f"{scheme}127.0.0.1:{port}"])
     assert result.exit_code == 1
     assert f"cannot reach http://127.0.0.1:{port} — is `confcall serve` running?" in result.output
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1:8080", "http://", "127.0.0.1:port"])
+@pytest.mark.parametrize("command", [["simulate-text", "--from", ORGANIZER, "hi"],
+                                     ["simulate-call", "--from", ORGANIZER],
+                                     ["end", "--organizer", ORGANIZER]])
+def test_a_url_that_is_not_http_is_named(command: list[str], url: str) -> None:
+    result = runner.invoke(app, [*command, "--url", url])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"error: --url: {url!r} is not an http:// or https:// URL (or HOST:PORT)"]
+
+
+def test_config_goes_before_or_after_the_command(tmp_path: Path) -> None:
+    from confcall.store import Store
+
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.toml").write_text(f'[store]\npath = "{name}.db"\n')
+    Store.open(tmp_path / "a.db").close()
+    for args in (["--config", "a.toml", "status"], ["status", "--config", "a.toml"],
+                 ["-c", "a.toml", "history"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args, result.output)
+    # the command's own --config wins over the one before it
+    both = runner.invoke(app, ["--config", "a.toml", "status", "--config", "b.toml"])
+    assert both.exit_code == 1 and "no database at b.db" in both.output
+    # and one invocation's --config does not linger into the next
+    plain = runner.invoke(app, ["status"])
+    assert plain.exit_code == 1 and "no database at confcall.db" in plain.output
+    assert "--config" in runner.invoke(app, ["--help"]).output
+
+
+def test_reading_commands_run_with_a_partial_live_config(tmp_path: Path) -> None:
+    from confcall.store import Store
+
+    Store.open(tmp_path / "confcall.db").close()
+    partial = {"BW_ACCOUNT_ID": "9900000", "BW_USERNAME": "api-user-7f2c"}
+    for command in (["status"], ["status", "--json"], ["history"], ["history", "--json"]):
+        result = runner.invoke(app, command, env=partial)
+        assert result.exit_code == 0, (command, result.output)
+    # what talks to Bandwidth or the server still needs all of it, named as the person names it
+    result = runner.invoke(app, ["simulate-text", "--from", ORGANIZER, "hi"], env=partial)
+    assert result.exit_code == 1
+    assert "BW_PASSWORD" in result.output and "USER_PHONE_NUMBER" in result.output
+    assert "CONFCALL_" not in result.output
 
 
 def test_a_bad_number_is_named() -> None:
@@ -232,6 +270,134 @@ async def test_simulate_with_wrong_callback_credentials_is_one_line(
                           str(line.client.make_url("")), "--from", ORGANIZER, "hi")
     assert result.exit_code == 1
     assert "refused the callback credentials (401)" in result.output
+
+
+async def test_end_without_a_database_needs_only_the_organizer(line: Line,
+                                                               tmp_path: Path) -> None:
+    elsewhere = tmp_path / "not-here.db"  # this machine has no database: the server does
+    config = str(write_config(tmp_path / "c.toml", line, store={"path": str(elsewhere)}))
+    address = str(line.client.make_url("")).rstrip("/").removeprefix("http://")
+    a, b = invitees(2)
+    await line.text(ORGANIZER, f"{a} {b}")
+    name = line.active().id
+    unnamed = await invoke("end", "--config", config, "--url", address)
+    assert unnamed.exit_code == 1
+    [error] = unnamed.output.strip().splitlines()
+    assert "no database at" in error and "--organizer" in error
+    ended = await invoke("end", "--config", config, "--url", address, "--organizer",
+                         ORGANIZER, "--message", "bye all", "--json")
+    assert ended.exit_code == 0, ended.output
+    assert json.loads(ended.output) == {"conference": None, "organizer": ORGANIZER,
+                                        "closing_text": "bye all", "status": 200}
+    await wait_for(lambda: any(t["text"] == "bye all" for t in line.fake.texts))
+    assert [t["to"] for t in line.fake.texts if t["text"] == "bye all"] == [[a, b]]
+    assert line.store.conference(name).closing_text == "bye all"
+    assert not elsewhere.exists()
+
+
+async def test_status_says_why_a_text_is_still_queued(line: Line, tmp_path: Path) -> None:
+    config = str(write_config(tmp_path / "c.toml", line))
+    line.fake.fail("messages", 10_000, 503)
+    a = invitees(1)[0]
+    await line.text(ORGANIZER, a)
+    await wait_for(lambda: all(row.attempts >= 2 for row in line.store.outbox()), timeout=10)
+    report = json.loads((await invoke("status", "--config", config, "--json")).output)
+    invitation = report["active"][0]["participants"][0]["invitation"]
+    assert invitation["state"] == "queued"
+    assert invitation["attempts"] >= 2
+    assert invitation["detail"].startswith("Bandwidth answered 503")
+    assert all(t["attempts"] >= 2 for t in report["active"][0]["texts"])
+    shown = await asyncio.to_thread(runner.invoke, app, ["status", "--config", config],
+                                    env={"COLUMNS": "250"})
+    rows = [row for row in shown.output.splitlines() if a in row]
+    assert re.search(r"queued \(\d+ attempts: Bandwidth answered 503", rows[0]), rows
+    confirm = [row for row in shown.output.splitlines() if "other texts" in row]
+    assert re.search(r"confirm to \+\d+: queued \(\d+ attempts: Bandwidth answered 503",
+                     confirm[0]), confirm
+    line.fake.faults.clear()
+
+
+@pytest.fixture
+def zone() -> Iterator[timezone]:
+    """Local time five hours east of UTC, named EXT, for as long as the test runs."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "EXT-5"
+    time.tzset()
+    yield timezone(timedelta(hours=5))
+    if before is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
+async def test_times_on_screen_name_their_zone(line: Line, tmp_path: Path,
+                                               zone: timezone) -> None:
+    config = str(write_config(tmp_path / "c.toml", line))
+    a = invitees(1)[0]
+    await line.text(ORGANIZER, a)
+    name = line.active().id
+    await line.join(name, a, "c-a", "2026-01-01T10:20:30.000Z")
+    report = json.loads((await invoke("status", "--config", config, "--json")).output)
+    started = datetime.fromisoformat(report["active"][0]["started"]).astimezone(zone)
+    shown = (await invoke("status", "--config", config)).output
+    assert f"started {started:%Y-%m-%d %H:%M} EXT" in " ".join(shown.split()), shown
+    assert "on call since 15:20:30 EXT" in shown
+    await line.text(ORGANIZER, "bye")
+    await line.leave(name, a, "c-a", "2026-01-01T10:25:00.000Z")
+    await line.conference("conferenceCompleted", name)
+    await wait_for(lambda: line.store.conference(name).status == "ended")
+    [ended] = json.loads((await invoke("history", "--config", config, "--json")).output)
+    finished = datetime.fromisoformat(ended["ended"]).astimezone(zone)
+    shown = (await invoke("history", "--config", config)).output
+    assert f"ended {finished:%Y-%m-%d %H:%M} EXT" in " ".join(shown.split()), shown
+
+
+async def test_untrusted_text_is_shown_escaped(line: Line, tmp_path: Path,
+                                               examples: Any) -> None:
+    config = str(write_config(tmp_path / "c.toml", line))
+    a, b = invitees(2)
+    await line.text(ORGANIZER, f"{a} {b}")
+    await line.settle()
+    name = line.active().id
+    tags = {t["to"][0]: t["tag"] for t in line.fake.texts if t["to"] != [ORGANIZER]}
+    failed = examples("messaging-callback.messageFailed.json")
+    failed[0].update(to=b, description="blocked \x1b]0;owned\x07\x1b[2J")
+    failed[0]["message"].update(id="m-b", to=[b], tag=tags[b])
+    assert (await line.post("/callbacks/messaging", failed)).status == 200
+    await line.text(ORGANIZER, "bye \x1b[31mred\x1b[0m \u202eevil\u202c\x9b")
+    wide = {"COLUMNS": "250"}
+    status = await asyncio.to_thread(runner.invoke, app, ["status", "--config", config],
+                                     env=wide)
+    assert status.exit_code == 0, status.output
+    assert "blocked \\x1b]0;owned\\x07\\x1b[2J" in status.output
+    assert "bye \\x1b[31mred\\x1b[0m \\u202eevil\\u202c\\x9b" in status.output
+    await line.conference("conferenceCompleted", name)
+    await wait_for(lambda: line.store.conference(name).status == "ended")
+    history = await asyncio.to_thread(runner.invoke, app, ["history", "--config", config],
+                                      env=wide)
+    assert "bye \\x1b[31mred\\x1b[0m \\u202eevil\\u202c\\x9b" in history.output
+    assert "blocked \\x1b]0;owned" in history.output
+    for shown in (status.output, history.output):
+        assert not set(shown) & {"\x1b", "\x07", "\x9b", "\u202e", "\u202c"}
+
+
+async def test_simulate_call_hides_the_callback_password(start_line: StartLine,
+                                                         tmp_path: Path) -> None:
+    line = await start_line(server__callback_username="bw",
+                            server__callback_password="cb-secret-5e1")
+    config = str(write_config(tmp_path / "c.toml", line))
+    url = str(line.client.make_url(""))
+    a = invitees(1)[0]
+    await line.text(ORGANIZER, a)
+    shown = await invoke("simulate-call", "--config", config, "--url", url, "--from", a)
+    assert shown.exit_code == 0, shown.output
+    assert 'password="***"' in shown.output and 'username="bw"' in shown.output
+    as_json = await invoke("simulate-call", "--config", config, "--url", url, "--from", a,
+                           "--json")
+    assert 'password="***"' in json.loads(as_json.output)["bxml"]
+    for output in (shown.output, as_json.output):
+        assert "cb-secret-5e1" not in output
 
 
 # --- check ----------------------------------------------------------------------------

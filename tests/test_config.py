@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from confcall.config import ConfigError, load_config
+from confcall.config import EXAMPLE_VALUES, ConfigError, load_config
 
 LIVE = {
     "BW_ACCOUNT_ID": "9900000",
@@ -89,9 +89,52 @@ def test_bad_values_name_the_key(tmp_path: Path, toml: str, message: str) -> Non
     assert "\n" not in str(caught.value)
 
 
-def test_bad_environment_value_names_the_key() -> None:
-    with pytest.raises(ConfigError, match=r"server\.port"):
-        load_config(None, {"CONFCALL_SERVER_PORT": "http"})
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"CONFCALL_SERVER_PORT": "http"}, "CONFCALL_SERVER_PORT: 'http' is not a whole number"),
+    ({"BW_NUMBER": "hello"}, "BW_NUMBER: 'hello' is not a phone number"),
+    ({"USER_PHONE_NUMBER": "x"}, "USER_PHONE_NUMBER: 'x' is not a phone number"),
+    ({"CONFCALL_LOG_MASK_NUMBERS": "perhaps"}, "CONFCALL_LOG_MASK_NUMBERS: 'perhaps' is not"),
+])
+def test_bad_environment_value_names_the_variable(environ: dict[str, str],
+                                                  message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ)
+    assert str(caught.value).startswith(message)
+
+
+def test_a_bad_file_value_names_the_file_and_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[server]\nport = 'x'\n")
+    with pytest.raises(ConfigError, match=r"^.*c\.toml: server\.port: 'x' is not"):
+        load_config(path, {})
+
+
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"CONFCALL_SERVER_PROT": "9000"},
+     "unknown environment variable CONFCALL_SERVER_PROT (did you mean CONFCALL_SERVER_PORT?)"),
+    ({"CONFCALL_STORE_PATHS": "x.db", "CONFCALL_ZZZ": "1"},
+     "unknown environment variables CONFCALL_STORE_PATHS (did you mean CONFCALL_STORE_PATH?), "
+     "CONFCALL_ZZZ"),
+])
+def test_unknown_confcall_variables_are_refused(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ)
+    assert str(caught.value) == message
+    # other programs' variables are none of confcall's business
+    assert load_config(None, {"BW_SOMETHING_ELSE": "1", "BANDWIDTH_X": "2"}).sandbox
+
+
+@pytest.mark.parametrize(("toml", "message"), [
+    ("[server]\nprot = 1\n", "unknown key `server.prot` (did you mean `server.port`?)"),
+    ("[sever]\nport = 1\n", "unknown key `sever.port` (did you mean `server.port`?)"),
+    ("[nonsense]\nx = 1\n", "unknown key `nonsense.x`"),
+])
+def test_unknown_keys_suggest_the_nearest(tmp_path: Path, toml: str, message: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    assert str(caught.value) == f"{path}: {message}"
 
 
 def test_missing_file_is_an_error(tmp_path: Path) -> None:
@@ -108,6 +151,79 @@ def test_partial_live_credentials_name_what_is_missing() -> None:
     assert "organizers.numbers" in message
     assert "bandwidth.account_id (" not in message
     assert "pw-secret-value" not in message
+
+
+@pytest.mark.parametrize(("environ", "named", "not_named"), [
+    ({"BW_ACCOUNT_ID": "9900000", "BW_USERNAME": "api-user"},
+     ["BW_PASSWORD (bandwidth.password)", "BW_NUMBER (bandwidth.phone_number)",
+      "USER_PHONE_NUMBER (organizers.numbers)"], ["CONFCALL_", "BANDWIDTH_"]),
+    ({"BANDWIDTH_USER_ID": "9900000", "BANDWIDTH_PHONE_NUMBER": "2015550100"},
+     ["BANDWIDTH_API_TOKEN (bandwidth.username)", "BANDWIDTH_API_SECRET (bandwidth.password)",
+      "USER_PHONE_NUMBER (organizers.numbers)"], ["CONFCALL_", "BW_"]),
+    ({"CONFCALL_BANDWIDTH_ACCOUNT_ID": "9900000", "BW_USERNAME": "u",
+      "CONFCALL_BANDWIDTH_PASSWORD": "p"},
+     ["CONFCALL_BANDWIDTH_PHONE_NUMBER (bandwidth.phone_number)",
+      "CONFCALL_ORGANIZERS_NUMBERS (organizers.numbers)"], ["BW_NUMBER", "USER_PHONE"]),
+])
+def test_what_is_missing_is_named_as_the_person_names_the_rest(
+        environ: dict[str, str], named: list[str], not_named: list[str]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ)
+    message = str(caught.value)
+    for name in named:
+        assert name in message
+    needs = message.split(" needs ", 1)[1]
+    for name in not_named:
+        assert name not in needs
+
+
+def test_a_partial_live_config_loads_for_what_only_reads_the_database() -> None:
+    partial = {"BW_ACCOUNT_ID": "9900000", "BW_USERNAME": "api-user",
+               "CONFCALL_STORE_PATH": "kept.db"}
+    config = load_config(None, partial, need_live=False)
+    assert config.store_path == Path("kept.db")
+    assert not config.sandbox
+    with pytest.raises(ConfigError, match="BW_PASSWORD"):
+        load_config(None, partial)
+    # other mistakes are still mistakes
+    with pytest.raises(ConfigError, match="CONFCALL_SERVER_PORT"):
+        load_config(None, {**partial, "CONFCALL_SERVER_PORT": "x"}, need_live=False)
+
+
+@pytest.mark.parametrize("key", sorted(EXAMPLE_VALUES))
+def test_live_mode_refuses_each_placeholder_by_name(key: str) -> None:
+    overrides = {key: EXAMPLE_VALUES[key]}
+    if key == "server.callback_password":
+        overrides["server.callback_username"] = "confcall"
+    config = load_config(None, LIVE, overrides)  # loading alone does not refuse
+    assert not config.sandbox
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, LIVE, overrides, refuse_placeholders=True)
+    message = str(caught.value)
+    assert f"placeholder values: {key} still" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("url", ["https://confcall.example.com", "http://example.org:8080",
+                                 "https://a.b.example.net/"])
+def test_live_mode_refuses_a_public_url_on_a_documentation_domain(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"server\.public_url"):
+        load_config(None, LIVE, {"server.public_url": url}, refuse_placeholders=True)
+    fine = load_config(None, LIVE, {"server.public_url": "https://line.notexample.com"},
+                       refuse_placeholders=True)
+    assert fine.server.public_url == "https://line.notexample.com"
+
+
+def test_a_placeholder_from_the_environment_is_named_by_its_variable() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {**LIVE, "BW_PASSWORD": "change-me"}, refuse_placeholders=True)
+    assert "placeholder values: BW_PASSWORD still" in str(caught.value)
+
+
+def test_the_sandbox_is_not_refused_for_placeholders() -> None:
+    config = load_config(None, {}, {"server.public_url": "https://confcall.example.com"},
+                         refuse_placeholders=True)
+    assert config.sandbox
 
 
 def test_secrets_never_appear_in_errors(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
-import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +18,6 @@ from test_cli import applications, write_config
 from typer.testing import CliRunner
 
 from confcall.cli import app
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 MESSAGING_ID = "93de2206-9669-4e07-948d-329f4b722ee2"
 VOICE_ID = "04e88489-df02-4e34-a0ee-27a91849555f"
