@@ -15,10 +15,11 @@ def basic_auth(username: str, password: str) -> str:
 
 def authorized(header: str | None, expected: tuple[str, str]) -> bool:
     """Whether `header` carries exactly the `expected` (username, password)."""
-    if not header or not header.startswith("Basic "):
+    scheme, _, token = (header or "").strip().partition(" ")
+    if scheme.lower() != "basic":  # the scheme is case-insensitive (RFC 9110)
         return False
     try:
-        decoded = base64.b64decode(header[6:].strip(), validate=True)
+        decoded = base64.b64decode(token.strip(), validate=True)
     except (binascii.Error, ValueError):
         return False
     user, sep, password = decoded.partition(b":")

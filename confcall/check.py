@@ -4,6 +4,7 @@ this server."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +21,7 @@ from confcall.applications import (
     parse_application,
     parse_application_list,
 )
+from confcall.auth import basic_auth
 from confcall.bandwidth import BandwidthClient
 from confcall.config import LOOPBACK_HOSTS, Config
 from confcall.errors import BandwidthError, BandwidthUnavailable, ConfcallError
@@ -173,12 +175,21 @@ def _discover(role: Role, config: Config, listing: list[Application]) -> Found:
 
 async def _health(session: aiohttp.ClientSession, config: Config) -> Check:
     url = config.callback_url("/healthz")
+    auth = config.server.callback_auth  # so that the server says why it is unhealthy
+    headers = {"Authorization": basic_auth(*auth)} if auth else None
     try:
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=10)) as response:
+        async with session.get(url, headers=headers,
+                               timeout=aiohttp.ClientTimeout(total=10)) as response:
             if response.status == 200:
                 return Check("public URL", OK, f"{url} answers")
-            return Check("public URL", FAIL, f"{url} answered {response.status}",
-                         "is server.public_url this server?")
+            reason = ""
+            with contextlib.suppress(ValueError, aiohttp.ClientError):
+                answer = await response.json(content_type=None)
+                reason = f": {answer['reason']}" if isinstance(answer, dict) and (
+                    "reason" in answer) else ""
+            return Check("public URL", FAIL, f"{url} answered {response.status}{reason}",
+                         "is server.public_url this server?" if not reason
+                         else "see the reason; `confcall status` and the log say more")
     except (aiohttp.ClientError, TimeoutError) as exc:
         return Check("public URL", FAIL, f"{url} does not answer ({type(exc).__name__})",
                      "start `confcall serve`, and check server.public_url and the proxy")

@@ -99,6 +99,9 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on.",
                                              show_default="8080")] = None,
     public_url: PublicUrlOption = None,
+    log_format: Annotated[str | None, typer.Option(
+        "--log-format", help="text, or json: one JSON object a line (for journald or a "
+        "log shipper).", show_default="text")] = None,
 ) -> None:
     """Run the webhook server.
 
@@ -111,61 +114,20 @@ def serve(
       confcall serve --port 8080
     """
     flags: dict[str, Any] = {"server.host": host, "server.port": port,
-                             "server.public_url": public_url}
+                             "server.public_url": public_url, "log.format": log_format}
     config = _config(config_path, refuse_placeholders=True, **flags)
     import asyncio
 
-    from confcall import logs
-
-    try:
-        with logs.to_stderr(mask_numbers=config.mask_numbers):
-            asyncio.run(_serve(config))
-    except ConfcallError as exc:
-        fail(str(exc))
-
-
-async def _serve(config: Config) -> None:
-    """Start the app and listen; only then print the banner. Serve until SIGTERM or SIGINT,
-    then stop gracefully: the requests and sends under way get `shutdown_timeout` each."""
-    import asyncio
-    import gc
-    import signal
-
-    from aiohttp import web
-
-    from confcall.app import create_app
+    from confcall import logs, serving
     from confcall.render import banner
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    runner = web.AppRunner(create_app(config), access_log=None, shutdown_timeout=2.0)
     try:
-        await runner.setup()  # opens the database: a second server on it stops here
-        site = web.TCPSite(runner, config.server.host, config.server.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            where = config.server.listen_url.removeprefix("http://")
-            raise ConfcallError(f"cannot listen on {where}: {_os_reason(exc)}") from None
-        _stderr().print(banner(config), crop=False)
-        # What start-up made (modules, config, the app) lives as long as the process:
-        # take it out of the collector's sight, so that a full collection while serving
-        # scans only what serving made, and answers are not held up by scanning it
-        gc.freeze()
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-
-
-def _os_reason(exc: OSError) -> str:
-    """Why a bind failed, as the system says it ("Address already in use")."""
-    import socket
-
-    if isinstance(exc, socket.gaierror) or not exc.errno:
-        return exc.strerror or str(exc)
-    return os.strerror(exc.errno)
+        with logs.to_stderr(mask_numbers=config.mask_numbers,
+                            as_json=config.log_format == "json"):
+            asyncio.run(serving.serve(
+                config, lambda: _stderr().print(banner(config), crop=False)))
+    except ConfcallError as exc:
+        fail(str(exc))
 
 
 # --- shared helpers for the commands below ---------------------------------------------

@@ -30,6 +30,7 @@ class Key:
     help: str = ""
     minimum: int | None = None
     maximum: int | None = None
+    choices: tuple[str, ...] = ()  # the values a "choice" key takes
 
     @property
     def env_names(self) -> tuple[str, ...]:
@@ -59,15 +60,24 @@ KEYS: tuple[Key, ...] = (
     Key("server.public_url", "url", (), None, help="default http://HOST:PORT"),
     Key("server.callback_username", "secret"),
     Key("server.callback_password", "secret"),
+    Key("server.idle_timeout", "int", (), 15, minimum=1, maximum=3600,
+        help="seconds a connection may stay idle, or take over its request's headers"),
+    Key("server.body_timeout", "int", (), 10, minimum=1, maximum=300,
+        help="seconds a request's body may take to arrive"),
+    Key("server.max_connections", "int", (), 1000, minimum=10, maximum=100_000,
+        help="connections open at once; more are closed as they come"),
     Key("store.path", "str", (), "confcall.db"),
     Key("store.retain_days", "int", (), 30, minimum=1),
-    Key("store.synchronous", "choice", (), "normal", help="normal or full"),
+    Key("store.synchronous", "choice", (), "normal", help="normal or full",
+        choices=("normal", "full")),
     Key("conference.max_invites", "int", (), 10, minimum=1, maximum=19),
     Key("conference.default_region", "region", (), "US"),
     Key("outbox.concurrency", "int", (), 10, minimum=1, maximum=100),
     Key("outbox.max_retry_delay", "int", (), 300, minimum=1),
     Key("outbox.request_timeout", "int", (), 10, minimum=1, maximum=120),
     Key("log.mask_numbers", "bool", (), True),
+    Key("log.format", "choice", (), "text", help="text, or json: one JSON object a line",
+        choices=("text", "json")),
 )
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 ENV_KEYS = {env: key for key in KEYS for env in key.env_names}
@@ -111,6 +121,9 @@ class ServerConfig:
     public_url: str
     callback_username: str | None
     callback_password: str | None
+    idle_timeout: float = 15.0
+    body_timeout: float = 10.0
+    max_connections: int = 1000
 
     @property
     def callback_auth(self) -> tuple[str, str] | None:
@@ -153,6 +166,7 @@ class Config:
     mask_numbers: bool
     sandbox: bool
     source: Path | None = field(default=None, compare=False)
+    log_format: str = "text"
 
     def callback_url(self, route: str) -> str:
         return self.server.public_url.rstrip("/") + route
@@ -252,8 +266,8 @@ def _coerce(key: Key, value: Any, region: str, label: str) -> Any:
         return number
     if key.kind == "choice":
         text = str(value).strip().lower()
-        if text not in ("normal", "full"):
-            raise fail(f"{value!r} is not normal or full")
+        if text not in key.choices:
+            raise fail(f"{value!r} is not {' or '.join(key.choices)}")
         return text
     if key.kind == "bool":
         if isinstance(value, bool):
@@ -407,7 +421,12 @@ def load_config(
     host, port = values["server.host"], values["server.port"]
     if sandbox:
         values["bandwidth.account_id"] = "sandbox"
-        values["bandwidth.username"] = values["bandwidth.password"] = "sandbox"
+        values["bandwidth.username"] = "sandbox"
+        # the sandbox's fake API checks it, as Bandwidth would: a stranger who reaches the
+        # server cannot use it to send texts in the operator's name
+        import secrets
+
+        values["bandwidth.password"] = secrets.token_urlsafe(18)
         values["bandwidth.phone_number"] = values["bandwidth.phone_number"] or SANDBOX_PHONE_NUMBER
         values["organizers.numbers"] = values["organizers.numbers"] or (SANDBOX_ORGANIZER,)
         values["bandwidth.messaging_application_id"] = (
@@ -438,7 +457,10 @@ def load_config(
         )
     public_url = values["server.public_url"] or server.local_url
     server = ServerConfig(host, port, public_url, server.callback_username,
-                          server.callback_password)
+                          server.callback_password,
+                          idle_timeout=float(values["server.idle_timeout"]),
+                          body_timeout=float(values["server.body_timeout"]),
+                          max_connections=values["server.max_connections"])
     if sandbox:
         base = f"{server.local_url}/sandbox"
         values["bandwidth.messaging_api_url"] = f"{base}/messaging/api/v2"
@@ -462,6 +484,7 @@ def load_config(
         max_retry_delay=float(values["outbox.max_retry_delay"]),
         request_timeout=float(values["outbox.request_timeout"]),
         mask_numbers=values["log.mask_numbers"],
+        log_format=values["log.format"],
         sandbox=sandbox,
         source=path,
     )

@@ -31,9 +31,14 @@ def _reading(report: Callable[..., R]) -> Callable[..., R]:
 
 
 def iso(moment: float | None) -> str | None:
+    """A stored time in ISO 8601 (UTC); None for none, or for one no calendar holds (an
+    older confcall stored whatever Bandwidth's callbacks said)."""
     if moment is None:
         return None
-    return datetime.fromtimestamp(moment, tz=UTC).isoformat(timespec="seconds")
+    try:
+        return datetime.fromtimestamp(moment, tz=UTC).isoformat(timespec="seconds")
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def _participants(conference: Conference, now: float) -> list[dict[str, Any]]:

@@ -18,9 +18,9 @@ from aiohttp import web
 
 from confcall import bxml, payloads, schema
 from confcall.appkeys import CONFIG, SANDBOX, SESSION
-from confcall.auth import basic_auth
+from confcall.auth import authorized, basic_auth
 from confcall.config import Config
-from confcall.webhooks import Handler
+from confcall.webhooks import SANDBOX_API, Handler
 
 log = logging.getLogger("confcall.sandbox")
 
@@ -273,7 +273,18 @@ def install(app: web.Application) -> None:
     """Mount the sandbox at /sandbox on `app` and run its callback sender with it."""
     sandbox = Sandbox(app[CONFIG])
     app[SANDBOX] = sandbox
-    sub = web.Application()
+    bandwidth = app[CONFIG].bandwidth
+    api_credentials = (bandwidth.username, bandwidth.password)
+
+    @web.middleware
+    async def api_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """The fake API takes requests with the API credentials only, as Bandwidth does."""
+        if request.path.startswith(SANDBOX_API) and not authorized(
+                request.headers.get("Authorization"), api_credentials):
+            return _error(401, "authentication", "Unauthorized")
+        return await handler(request)
+
+    sub = web.Application(middlewares=[api_auth])
     account = "{account}"
     sub.router.add_post(f"/messaging/api/v2/users/{account}/messages", sandbox.create_message)
     sub.router.add_get(f"/voice/api/v2/accounts/{account}/conferences",

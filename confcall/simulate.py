@@ -62,7 +62,8 @@ class Poster:
     async def mode(self) -> str:
         """"sandbox" or "live", from the server's /healthz."""
         try:
-            async with self.session.get(self.url + "/healthz", timeout=TIMEOUT) as response:
+            async with self.session.get(self.url + "/healthz", headers=self.headers,
+                                        timeout=TIMEOUT) as response:
                 health = await response.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise ConfcallError(

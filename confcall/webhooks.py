@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import re
@@ -10,7 +11,9 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from confcall import bxml, conference
 from confcall.appkeys import CLOCK, CONFIG, OUTBOX, RULES, STORE
@@ -32,7 +35,13 @@ log = logging.getLogger("confcall.webhooks")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_BODY = 64 * 1024
+
+
+class ClientGone(Exception):
+    """The caller went away before its request's body arrived: nobody waits for an answer."""
 JSON_TYPES = ("application/json", "text/json", "application/octet-stream")
+# the sandbox's fake Bandwidth API: it checks Bandwidth's API credentials, as Bandwidth does
+SANDBOX_API = ("/sandbox/messaging/", "/sandbox/voice/", "/sandbox/account/")
 OK = json.dumps({"ok": True}).encode()
 
 
@@ -47,7 +56,16 @@ async def read_json(request: web.Request) -> Any:
             text=json.dumps({"error": f"expected application/json, got {request.content_type}"}),
             content_type="application/json",
         )
-    raw = await request.read()
+    within = request.app[CONFIG].server.body_timeout
+    try:
+        async with asyncio.timeout(within):
+            raw = await request.read()
+    except TimeoutError:  # a body trickling in a byte at a time holds a connection for ever
+        raise web.HTTPRequestTimeout(
+            text=json.dumps({"error": f"the body did not arrive within {within:.0f} s"}),
+            content_type="application/json", headers={"Connection": "close"}) from None
+    except (ConnectionError, aiohttp.ClientError, HttpProcessingError) as exc:
+        raise ClientGone(f"{type(exc).__name__}") from None
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError) as exc:
@@ -177,22 +195,35 @@ async def voice_event(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     """GET /healthz: 200 when the database can be written and the outbox is moving, 503
-    with the reason when not. For load balancers and `confcall check`. Touches no lock:
-    it answers at once whatever another process does to the database."""
+    when not. For load balancers and `confcall check`. Touches no lock: it answers at once
+    whatever another process does to the database. Why it is unhealthy, the version and
+    the backlog are told only to a caller on this machine (not through a proxy) or one
+    with the callback credentials."""
     from confcall import __version__
 
     config, store = request.app[CONFIG], request.app[STORE]
     problem = store.file_problem() or store.problem or request.app[OUTBOX].problem()
-    body: dict[str, Any] = {
-        "status": "ok" if problem is None else "unavailable",
-        "version": __version__,
-        "mode": "sandbox" if config.sandbox else "live",
-    }
-    if problem is not None:
-        body["reason"] = problem
-    else:
-        body["backlog"] = store.backlog()
+    body: dict[str, Any] = {"status": "ok" if problem is None else "unavailable"}
+    if _trusted(request):
+        body.update(version=__version__, mode="sandbox" if config.sandbox else "live")
+        if problem is not None:
+            body["reason"] = problem
+        else:
+            body["backlog"] = store.backlog()
     return web.json_response(body, status=200 if problem is None else 503)
+
+
+def _trusted(request: web.Request) -> bool:
+    """A caller on this machine itself, or one with the callback credentials."""
+    expected = request.app[CONFIG].server.callback_auth
+    if expected is not None and authorized(request.headers.get("Authorization"), expected):
+        return True
+    if "X-Forwarded-For" in request.headers or "Forwarded" in request.headers:
+        return False  # a proxy on this machine passes on someone else's request
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
 
 
 # --- middlewares --------------------------------------------------------------------------
@@ -219,6 +250,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         })
     except StoreUnavailable as exc:  # the store logs this once, not once per webhook
         return _error(503, f"{exc}; retry later")
+    except ClientGone as exc:
+        log.warning("%s %s: the caller went away before its body arrived (%s)",
+                    request.method, request.path, exc)
+        return _error(400, "the body did not arrive")
     except Exception:
         log.exception("%s %s: internal error", request.method, request.path)
         return _error(503, "internal error; retry later")
@@ -226,9 +261,11 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def callback_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """With callback credentials configured, /callbacks/ needs them (HTTP Basic)."""
+    """With callback credentials configured, /callbacks/ and what the sandbox shows at
+    /sandbox/ need them (HTTP Basic)."""
     expected = request.app[CONFIG].server.callback_auth
-    if (expected is not None and request.path.startswith("/callbacks/")
+    if (expected is not None and request.path.startswith(("/callbacks/", "/sandbox/"))
+            and not request.path.startswith(SANDBOX_API)
             and not authorized(request.headers.get("Authorization"), expected)):
         log.warning("%s %s: 401 missing or wrong callback credentials",
                     request.method, request.path)

@@ -270,14 +270,19 @@ async def test_a_whole_sandbox_flow_through_caddy_over_https(
                 return text
 
         async def sent() -> list[dict[str, Any]]:
-            async with session.get("/sandbox/messages") as answer:
+            async with session.get("/sandbox/messages", headers=auth) as answer:
                 assert answer.status == 200
                 return list(await answer.json())
 
+        async with session.get("/sandbox/messages") as answer:
+            assert answer.status == 401  # every text and number: not for strangers
         async with session.get("/healthz") as answer:
             assert answer.status == 200
-            assert (await answer.json())["mode"] == "sandbox"
+            # through the proxy, a stranger learns only what a load balancer needs
+            assert await answer.json() == {"status": "ok"}
             assert answer.headers["Strict-Transport-Security"].startswith("max-age=")
+        async with session.get("/healthz", headers=auth) as answer:
+            assert (await answer.json())["mode"] == "sandbox"
         await post("/callbacks/messaging", inbound_text(ORGANIZER, f"{a}, {b}"), 200)
         await _poll(sent, lambda messages: len(messages) == 3)  # two invitations, a confirmation
 

@@ -570,3 +570,28 @@ async def test_sigterm_with_the_lock_held_exits_in_time_and_names_possible_dupli
         await served.stop()
     assert len(fake.texts) == 6
     assert all(r.doubtful == 1 for r in store.outbox())
+
+
+async def test_reports_survive_any_time_already_stored(start_line: StartLine,
+                                                       tmp_path: Path) -> None:
+    """An older confcall stored whatever times Bandwidth's callbacks said: status and
+    history show them as unknown rather than fail for good."""
+    line = await start_line()
+    a, b = invitees(2)
+    await line.text(ORGANIZER, f"{a} {b}")
+    name = line.active().id
+    await line.join(name, a, "c-a", T0)
+    await line.join(name, b, "c-b", T0)
+    line.store.db.execute("UPDATE members SET joined_at = -62135596800 - 50400"
+                          " WHERE call_id = 'c-a'")  # 0001-01-01T00:00:00+14:00
+    line.store.db.execute("UPDATE members SET joined_at = 4e11 WHERE call_id = 'c-b'")
+    config = str(write_config(tmp_path / "c.toml", line))
+    for command in ("status", "history"):
+        shown = await invoke(command, "--config", config)
+        assert shown.exit_code == 0, shown.output
+    assert (await invoke("status", "--config", config, "--json")).exit_code == 0
+    await line.text(ORGANIZER, "bye")
+    await line.conference("conferenceCompleted", name, "conf-1", T0)
+    for command in ("history", "status"):
+        shown = await invoke(command, "--config", config)
+        assert shown.exit_code == 0 and "Traceback" not in shown.output, shown.output

@@ -11,7 +11,8 @@ from aiohttp.test_utils import TestServer, unused_port
 from conftest import inbound_text, voice_event, wait_for
 
 from confcall.app import create_app
-from confcall.appkeys import SANDBOX, STORE
+from confcall.appkeys import CONFIG, SANDBOX, STORE
+from confcall.auth import basic_auth
 from confcall.config import SANDBOX_ORGANIZER, SANDBOX_PHONE_NUMBER, load_config
 from confcall.store import Store
 
@@ -95,8 +96,29 @@ async def test_hanging_up_leaves_the_conference(sandbox: TestServer) -> None:
     assert conference.bandwidth_id is None  # Bandwidth's conference is gone
 
 
-async def test_sandbox_rejects_requests_that_break_bandwidths_schema(sandbox: TestServer) -> None:
+def api_auth(sandbox: TestServer) -> dict[str, str]:
+    """The sandbox API's credentials: its own, made afresh at each start."""
+    assert sandbox.app is not None
+    bandwidth = sandbox.app[CONFIG].bandwidth
+    return {"Authorization": basic_auth(bandwidth.username, bandwidth.password)}
+
+
+async def test_the_sandbox_api_takes_its_own_credentials_only(sandbox: TestServer) -> None:
+    url = sandbox.make_url("/sandbox/messaging/api/v2/users/sandbox/messages")
+    body = {"applicationId": "x", "to": [A], "from": SANDBOX_PHONE_NUMBER, "text": "spam"}
     async with ClientSession() as http:
+        for headers in ({}, {"Authorization": basic_auth("sandbox", "sandbox")},
+                        {"Authorization": "Basic Ync6cHc="}):  # not the callback pair either
+            async with http.post(url, json=body, headers=headers) as answer:
+                assert answer.status == 401
+        async with http.get(sandbox.make_url("/sandbox/messages")) as answer:
+            assert answer.status == 401  # with callback credentials set, what it shows too
+    assert sandbox.app is not None
+    assert sandbox.app[SANDBOX].messages == []
+
+
+async def test_sandbox_rejects_requests_that_break_bandwidths_schema(sandbox: TestServer) -> None:
+    async with ClientSession(headers=api_auth(sandbox)) as http:
         url = sandbox.make_url("/sandbox/messaging/api/v2/users/sandbox/messages")
         async with http.post(url, json={"to": "+12015550123", "text": "x"}) as answer:
             assert answer.status == 400
