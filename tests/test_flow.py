@@ -16,6 +16,7 @@ from conftest import (
     Clock,
     Line,
     StartLine,
+    inbound_text,
     invitees,
     wait_for,
 )
@@ -277,8 +278,6 @@ async def test_replayed_callbacks_change_and_send_nothing(line: Line) -> None:
     a, b = invitees(2)
     start_body = await line.post("/callbacks/messaging", [])  # (warm-up: a 400)
     assert start_body.status == 400
-    from conftest import inbound_text
-
     body = inbound_text(ORGANIZER, f"{a} {b}", message_id="m-start")
     for _ in range(3):
         assert (await line.post("/callbacks/messaging", body)).status == 200
@@ -301,8 +300,6 @@ async def test_replayed_callbacks_change_and_send_nothing(line: Line) -> None:
 
 async def test_concurrent_duplicate_deliveries_are_processed_once(line: Line) -> None:
     a, b = invitees(2)
-    from conftest import inbound_text
-
     body = inbound_text(ORGANIZER, f"{a} {b}", message_id="m-race")
     answers = await asyncio.gather(*(line.post("/callbacks/messaging", body) for _ in range(10)))
     assert {a.status for a in answers} == {200}
@@ -410,8 +407,6 @@ async def test_the_same_end_text_delivered_concurrently_ends_once(line: Line) ->
     name = await start(line, [a, b])
     await line.conference("conferenceCreated", name, "conf-1", T0)
     await line.join(name, a, "c-a", at(0, 0))
-    from conftest import inbound_text
-
     body = inbound_text(ORGANIZER, "bye", message_id="m-end")
     answers = await asyncio.gather(*(line.post("/callbacks/messaging", body)
                                      for _ in range(10)))
@@ -482,3 +477,44 @@ async def test_a_call_that_reaches_bandwidth_after_the_end_is_dropped(line: Line
     await line.join(name, a, "c-a", at(0, 0), "conf-late")
     await line.settle()
     assert line.store.conference(name).members == ()  # not a member of the ended call
+
+
+async def test_texts_while_ending_reach_the_same_people_not_a_new_conference(
+        line: Line) -> None:
+    a, b = invitees(2)
+    name = await start(line, [a, b])
+    await line.conference("conferenceCreated", name, "conf-3", T0)
+    await line.join(name, a, "c-a", at(0, 0), "conf-3")
+    await line.text(ORGANIZER, "Thanks all")
+    await line.text(ORGANIZER, "notes are in the doc")
+    await line.text(ORGANIZER, f"and call {a} later")  # holds a number: still a forward
+    await line.settle()
+    forwarded = [t["text"] for t in line.fake.texts if t["to"] == [a, b]]
+    assert forwarded == ["Thanks all", "notes are in the doc", f"and call {a} later"]
+    assert line.store.db.execute("SELECT COUNT(*) FROM conferences").fetchone()[0] == 1
+    assert not [t for t in line.fake.texts_to(ORGANIZER) if "No phone numbers" in t["text"]]
+    [confirmation] = [t for t in line.fake.texts_to(ORGANIZER)
+                      if t["text"].startswith("Conference started")]
+    assert "as does any text you send until the recap" in confirmation["text"]
+
+
+async def test_a_picture_alone_ends_the_call_and_is_forwarded(line: Line) -> None:
+    a, b = invitees(2)
+    await start(line, [a, b])
+    picture = "https://messaging.bandwidth.com/api/v2/users/9900000/media/pic.jpg"
+    body = inbound_text(ORGANIZER, "")
+    body[0]["message"]["media"] = [picture]
+    assert (await line.post("/callbacks/messaging", body)).status == 200
+    [forward] = await wait_for(lambda: [t for t in line.fake.texts if t["to"] == [a, b]])
+    assert forward["media"] == [picture] and forward["text"] == ""
+
+
+async def test_the_organizer_and_the_line_are_never_invited(line: Line) -> None:
+    [a] = invitees(1)
+    await line.text(ORGANIZER, f"{a} {ORGANIZER} {LINE}")
+    [confirmation] = await wait_for(lambda: line.fake.texts_to(ORGANIZER))
+    await line.settle()
+    assert line.active().invitees == (a,)
+    assert f"You ({ORGANIZER}) are not invited" in confirmation["text"]
+    assert f"{LINE} is this line's number" in confirmation["text"]
+    assert [t["to"] for t in line.fake.texts] == [[a], [ORGANIZER]]

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
-from conftest import ORGANIZER, Line, StartLine, inbound_text, invitees, voice_event
+from conftest import (
+    ORGANIZER,
+    OTHER_ORGANIZER,
+    STRANGER,
+    Line,
+    StartLine,
+    inbound_text,
+    invitees,
+    voice_event,
+)
 
 from confcall.auth import basic_auth
 
@@ -112,3 +122,86 @@ async def test_right_callback_credentials_pass(start_line: StartLine) -> None:
     line = await start_line(server__callback_username="bw", server__callback_password="s3cret")
     await line.text(ORGANIZER, " ".join(invitees(2)))  # Line.post sends the credentials
     assert line.active() is not None
+
+
+# --- callbacks that must never 5xx ---------------------------------------------------------
+
+HALF = "\\ud800"  # half of a UTF-16 pair, as JSON spells it
+
+
+def raw_json(body: Any, *halves: str) -> bytes:
+    """`body` as JSON, with each marker in `halves` replaced by a lone surrogate escape."""
+    text = json.dumps(body)
+    for marker in halves:
+        text = text.replace(marker, HALF)
+    return text.encode()
+
+
+async def post_raw(line: Line, route: str, data: bytes) -> Any:
+    return await line.client.post(route, data=data,
+                                  headers={"Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize("where", ["text", "id", "from"])
+async def test_half_a_character_in_a_text_is_stored_safely(line: Line, where: str) -> None:
+    body = inbound_text(ORGANIZER, "hello @@")
+    if where == "id":
+        body[0]["message"]["id"] = "m-@@"
+    elif where == "from":
+        body[0]["message"]["from"] = "+1201555@@"
+    answer = await post_raw(line, "/callbacks/messaging", raw_json(body, "@@"))
+    assert answer.status == 200, await answer.text()
+    assert line.store.counts()["inbound"] == 1
+
+
+@pytest.mark.parametrize("field", ["callId", "tag", "name"])
+async def test_half_a_character_in_a_voice_event_is_taken(line: Line, field: str) -> None:
+    [a] = invitees(1)
+    await line.text(ORGANIZER, a)
+    name = line.active().id
+    body = voice_event("conferenceMemberJoin", conferenceId="conf-1", name=name, tag=name,
+                       callId="c-1", **{"from": a, "to": "+12015550100"})
+    body[field] = body[field] + "@@"
+    answer = await post_raw(line, "/callbacks/voice/conference", raw_json(body, "@@"))
+    assert answer.status == 204, await answer.text()
+
+
+@pytest.mark.parametrize("tag", ["²", "1" * 20, "9" * 5000, "-3", " 7"])
+async def test_any_tag_on_a_receipt_is_taken(line: Line, examples: Any, tag: str) -> None:
+    body = examples("messaging-callback.smsMessageDelivered.json")
+    body[0]["message"]["tag"] = tag
+    answer = await line.post("/callbacks/messaging", body)
+    assert answer.status == 200, await answer.text()
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00",
+                                  "2099-01-01T00:00:00Z", "1999-12-31T23:59:59Z"])
+async def test_impossible_times_are_refused_and_the_rest_of_the_array_processed(
+        line: Line, when: str) -> None:
+    [a] = invitees(1)
+    await line.text(ORGANIZER, a)
+    name = line.active().id
+    join = voice_event("conferenceMemberJoin", conferenceId="conf-1", name=name, tag=name,
+                       callId="c-1", eventTime=when, **{"from": a, "to": "+12015550100"})
+    answer = await line.post("/callbacks/voice/conference", join)
+    assert answer.status == 400
+    assert "not between 2000 and tomorrow" in (await answer.json())["error"] or (
+        "out of range" in (await answer.json())["error"])
+    bad = inbound_text(ORGANIZER, "bye")
+    bad[0]["message"]["time"] = when
+    good = inbound_text(OTHER_ORGANIZER, invitees(1, start=150)[0])
+    answer = await line.post("/callbacks/messaging", bad + good)
+    assert answer.status == 200
+    assert len((await answer.json())["refused"]) == 1
+    assert line.active(OTHER_ORGANIZER) is not None  # the good one was processed
+    assert line.active() is not None  # the bad one ended nothing
+    alone = await line.post("/callbacks/messaging", bad)
+    assert alone.status == 400
+
+
+async def test_one_callback_acts_on_at_most_ten_texts(line: Line) -> None:
+    body = [inbound_text(STRANGER, f"hello {i}")[0] for i in range(12)]
+    answer = await line.post("/callbacks/messaging", body)
+    assert answer.status == 200
+    assert len((await answer.json())["refused"]) == 2
+    assert line.store.counts()["inbound"] == 10
