@@ -24,7 +24,7 @@ from confcall.bandwidth import BandwidthClient
 from confcall.conference import Rules
 from confcall.config import Config
 from confcall.outbox import Outbox
-from confcall.store import Store
+from confcall.store import open_store
 
 __all__ = ["create_app"]
 
@@ -32,11 +32,10 @@ DRAIN_GRACE = 2.0  # seconds the sends under way get to finish when the server s
 
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
-    config = app[CONFIG]
-    store = Store.open(config.store_path, synchronous=config.synchronous, writer=True)
+    store = await open_store(app[CONFIG])
     app[STORE] = store
     yield
-    store.close()
+    await store.aclose()
 
 
 async def _outbox(app: web.Application) -> AsyncIterator[None]:

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from confcall.errors import StoreError
-from confcall.store import SCHEMA_VERSION, Store, lock_writer
+from confcall.store.sqlite import lock_writer
+from confcall.store.sqlite_reads import SqliteReads
+from confcall.store.sqlite_schema import SCHEMA_VERSION
 
 Progress = Callable[[int, int], None]  # (pages copied, pages in all)
 PAGES_PER_STEP = 256  # the live database is locked for writing only while one step copies
@@ -25,11 +27,11 @@ class Copied:
 
 
 def _count(path: Path) -> int:
-    store = Store.open(path, create=False)
+    reads = SqliteReads.open(path)
     try:
-        return store.counts()["conferences"]
+        return reads.counts()["conferences"]
     finally:
-        store.close()
+        reads.close()
 
 
 def _check(path: Path, what: str) -> None:

@@ -201,10 +201,10 @@ def _run(config: Config, url: str | None, action: Any) -> Any:
 
 
 def _open_store(config: Config) -> Any:
-    from confcall.store import Store
+    from confcall.store import open_reader
 
     try:
-        return Store.open(config.store_path, create=False)
+        return open_reader(config)
     except ConfcallError as exc:
         fail(str(exc))
 

@@ -8,26 +8,28 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from confcall.bandwidth import BandwidthClient
 from confcall.conference import Rules
 from confcall.config import Config
 from confcall.errors import BandwidthError, BandwidthUnavailable, StoreUnavailable
 from confcall.events import CompletionRefused, Event, InviteRefused, RecapDue
-from confcall.handle import entry
 from confcall.store import (
     COMPLETE,
     DONE,
     FAILED,
-    LOCK_WAIT,
-    RECAP,
+    RETRY,
     SENT,
     TEXT,
     OutboxRow,
+    Settlement,
     Store,
 )
+
+# How long, at shutdown, the outbox waits to record what Bandwidth answered: past it, the
+# rows are logged as possible duplicates (the database may be locked, full or gone)
+RECORD_AT_EXIT = 2.0
 
 log = logging.getLogger("confcall.outbox")
 
@@ -48,26 +50,6 @@ def backoff(attempts: int, cap: float, retry_after: float | None = None,
     return (rng or random).uniform(ceiling / 2, ceiling)
 
 
-@dataclass(frozen=True)
-class Settled:
-    """What became of one attempt at a row, to be written: sent, done, failed, or retry at
-    `due_at`. Kept in memory until written, so a send Bandwidth accepted is never sent
-    again because the database could not record it."""
-
-    row: OutboxRow
-    status: str  # SENT, DONE, FAILED, or "retry"
-    detail: str | None = None  # Bandwidth's answer for a failure; a note for a done row
-    message_id: str | None = None
-    due_at: float = 0.0
-    doubtful: bool = False  # Bandwidth may have acted on an attempt we could not read
-    close_if_ending: bool = False  # nothing is left on Bandwidth: close the conference now
-    code: int = 0  # the status Bandwidth refused a failed row with
-
-    @property
-    def accepted(self) -> bool:
-        return self.status == SENT
-
-
 class Outbox:
     """Sends what the webhooks committed. Nothing is sent that was not leased by a write
     that succeeded, and a row is marked sent only after Bandwidth accepted it: at least
@@ -85,7 +67,7 @@ class Outbox:
         self.lease_seconds = 2 * config.request_timeout + 30
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
-        self._settled: dict[int, Settled] = {}
+        self._settled: dict[int, Settlement] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._last_prune = 0.0
         self._storage_pause = 0.0
@@ -144,7 +126,7 @@ class Outbox:
             return
         settled = list(self._settled.values())
         try:
-            async with asyncio.timeout(LOCK_WAIT + 0.5):
+            async with asyncio.timeout(RECORD_AT_EXIT):
                 await self._write(settled)
         except (TimeoutError, StoreUnavailable) as exc:
             for item in settled:
@@ -199,7 +181,7 @@ class Outbox:
         now = self.clock()
         if now - self._last_prune > PRUNE_EVERY:
             days = max(self.config.retain_days, REPLAY_DAYS)
-            pruned = await self.store.committed(lambda: self.store.prune(now - days * 86400))
+            pruned = await self.store.prune(now - days * 86400)
             self._last_prune = now
             if pruned:
                 log.info("pruned %d processed-callback records", pruned)
@@ -211,13 +193,12 @@ class Outbox:
         free = self.config.outbox_concurrency - len(self._in_flight)
         if free > 0:
             until = now + self.lease_seconds
-            for row in await self.store.committed(
-                    lambda: self.store.lease(now, free, until, busy)):
+            for row in await self.store.lease(now, free, until, busy):
                 self._in_flight[row.id] = asyncio.create_task(
                     self._send(row), name=f"confcall-outbox-{row.id}")
         wait = IDLE_POLL  # every slot busy: a send that finishes wakes the loop
         if len(self._in_flight) < self.config.outbox_concurrency:
-            next_due = self.store.next_due(now, [*self._in_flight, *self._settled])
+            next_due = await self.store.next_due(now, [*self._in_flight, *self._settled])
             if next_due is not None:
                 wait = min(IDLE_POLL, next_due - self.clock())
         if wait <= 0 or self._wake.is_set():
@@ -232,14 +213,14 @@ class Outbox:
             settled = self._after_failure(row, exc)
         except Exception as exc:  # a bug must not lose the row: try it again later
             log.exception("outbox row %d: unexpected error", row.id)
-            settled = Settled(row, "retry", f"internal error: {type(exc).__name__}",
-                              due_at=self.clock() + self._delay(row, None), doubtful=True)
+            settled = Settlement(row, RETRY, f"internal error: {type(exc).__name__}",
+                                 due_at=self.clock() + self._delay(row, None), doubtful=True)
         finally:
             self._in_flight.pop(row.id, None)
         self._settled[row.id] = settled
         self._wake.set()
 
-    async def _attempt(self, row: OutboxRow) -> Settled:
+    async def _attempt(self, row: OutboxRow) -> Settlement:
         if row.kind == TEXT:
             application_id = (self.config.bandwidth.messaging_application_id
                               or row.application_id or "")
@@ -247,21 +228,24 @@ class Outbox:
                 application_id=application_id, to=list(row.recipients), text=row.body or "",
                 tag=str(row.id), media=list(row.media),
             )
-            return Settled(row, SENT, message_id=message_id)
+            return Settlement(row, SENT, message_id=message_id)
         if row.kind == COMPLETE:
             note = await self._complete(row)
             # nothing completed, so no conferenceCompleted will come: close it now, as
             # when the wait for one runs out, rather than a minute from now
-            return Settled(row, DONE, note, close_if_ending=note is not None)
-        return Settled(row, DONE, close_if_ending=True)  # RECAP: the wait ran out
+            return Settlement(row, DONE, note, event=self._recap_due(row) if note else None)
+        return Settlement(row, DONE, event=self._recap_due(  # RECAP: the wait ran out
+            row, "Bandwidth said nothing of its end in time"))
+
+    def _recap_due(self, row: OutboxRow, why: str = "") -> RecapDue | None:
+        if row.conference_id is None:
+            return None
+        return RecapDue(key="", time=self.clock(), conference_id=row.conference_id, why=why)
 
     async def _complete(self, row: OutboxRow) -> str | None:
         """Complete the conference on Bandwidth; a note when there was nothing to complete."""
         conference_id = row.conference_id or ""
-        found = self.store.conference(conference_id)
-        if found is None:
-            return "no such conference"
-        targets = [found.bandwidth_id] if found.bandwidth_id else [
+        targets = [row.bandwidth_id] if row.bandwidth_id else [
             c.id for c in await self.client.find_conferences(conference_id)
             if c.name == conference_id and not c.completed
         ]
@@ -280,9 +264,10 @@ class Outbox:
         return backoff(row.attempts, self.config.max_retry_delay, retry_after, self.rng)
 
     def _after_failure(self, row: OutboxRow,
-                       exc: BandwidthError | BandwidthUnavailable) -> Settled:
+                       exc: BandwidthError | BandwidthUnavailable) -> Settlement:
         if isinstance(exc, BandwidthError) and not exc.retryable:
-            return Settled(row, FAILED, f"{exc.status}: {exc.body[:1000]}", code=exc.status)
+            return Settlement(row, FAILED, f"{exc.status}: {exc.body[:1000]}",
+                              event=self._refused(row, exc))
         retry_after = exc.retry_after if isinstance(exc, BandwidthError) else None
         delay = self._delay(row, retry_after)
         error = str(exc)[:1000]
@@ -290,56 +275,32 @@ class Outbox:
         level = logging.WARNING if error != row.last_error else logging.DEBUG
         log.log(level, "outbox row %d (%s): %s; retrying in %.1fs", row.id, row.kind,
                 error[:200], delay)
-        return Settled(row, "retry", error, due_at=self.clock() + delay,
-                       doubtful=row.kind == TEXT and exc.maybe_accepted)
+        return Settlement(row, RETRY, error, due_at=self.clock() + delay,
+                          doubtful=row.kind == TEXT and exc.maybe_accepted)
 
-    async def _write(self, settled: list[Settled]) -> None:
+    def _refused(self, row: OutboxRow, exc: BandwidthError) -> Event | None:
+        """What a refusal for good tells the state machine: an invitation or the end of a
+        call that will not happen, which the organizer must hear of."""
+        if row.conference_id is None:
+            return None
+        if row.purpose == "invite":
+            return InviteRefused(key="", time=self.clock(), conference_id=row.conference_id,
+                                 numbers=row.recipients, status=exc.status)
+        if row.kind == COMPLETE:
+            return CompletionRefused(key="", time=self.clock(),
+                                     conference_id=row.conference_id,
+                                     detail=f"{exc.status}: {exc.body[:1000]}")
+        return None
+
+    async def _write(self, settled: list[Settlement]) -> None:
         """Record what became of `settled` in one transaction, then forget them; on failure
         they stay in memory and are written later."""
-        now = self.clock()
-        lines = await self.store.committed(lambda: self._settle(settled, now))
+        lines = await self.store.settle(settled, self.rules, self.clock())
         for item in settled:
             self._settled.pop(item.row.id, None)
         self._log(settled, lines)
 
-    def _settle(self, settled: Iterable[Settled], now: float) -> list[str]:
-        """The write for `settled`, and what each tells the state machine (through the
-        registry, as a webhook's event would); the log lines of what that did."""
-        store, lines = self.store, []
-        for item in settled:
-            row = item.row
-            if item.status == "retry":
-                store.retry_row(row.id, item.due_at, item.detail or "", doubtful=item.doubtful)
-                continue
-            store.finish_row(row.id, item.status, now, message_id=item.message_id,
-                             error=item.detail, doubtful=item.doubtful)
-            event = self._learned(item, now)
-            handling = entry(event) if event is not None else None
-            if event is not None and handling is not None:
-                decision = store.run(handling, event, self.rules, now)
-                line = handling.line(event, decision) if decision is not None else None
-                if line:
-                    lines.append(line)
-        return lines
-
-    @staticmethod
-    def _learned(item: Settled, now: float) -> Event | None:
-        """What a settled row tells the state machine, if anything."""
-        row = item.row
-        if row.conference_id is None:
-            return None
-        if item.close_if_ending:
-            why = "Bandwidth said nothing of its end in time" if row.kind == RECAP else ""
-            return RecapDue(key="", time=now, conference_id=row.conference_id, why=why)
-        if item.status == FAILED and row.purpose == "invite":
-            return InviteRefused(key="", time=now, conference_id=row.conference_id,
-                                 numbers=row.recipients, status=item.code)
-        if item.status == FAILED and row.kind == COMPLETE:
-            return CompletionRefused(key="", time=now, conference_id=row.conference_id,
-                                     detail=item.detail or "")
-        return None
-
-    def _log(self, settled: list[Settled], lines: list[str]) -> None:
+    def _log(self, settled: list[Settlement], lines: list[str]) -> None:
         for item in settled:
             row = item.row
             if item.status == SENT:

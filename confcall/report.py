@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from confcall.conference import ENDED, Conference, time_on_call
 from confcall.errors import StoreError
-from confcall.store import Store
+from confcall.store import Reader
 
 R = TypeVar("R")
 
@@ -21,11 +21,11 @@ def _reading(report: Callable[..., R]) -> Callable[..., R]:
     traceback."""
 
     @wraps(report)
-    def read(store: Store, *args: Any) -> R:
+    def read(store: Reader, *args: Any) -> R:
         try:
             return report(store, *args)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot read {store.path}: {exc}") from None
+            raise StoreError(f"cannot read {store.where}: {exc}") from None
 
     return read
 
@@ -69,7 +69,7 @@ def _participants(conference: Conference, now: float) -> list[dict[str, Any]]:
     return result
 
 
-def conference_report(store: Store, conference: Conference, now: float) -> dict[str, Any]:
+def conference_report(store: Reader, conference: Conference, now: float) -> dict[str, Any]:
     participants = _participants(conference, now)
     deliveries = store.deliveries(conference.id)
     invitation = {d.recipient: d for d in deliveries if d.purpose == "invite"}
@@ -104,7 +104,7 @@ def conference_report(store: Store, conference: Conference, now: float) -> dict[
 
 
 @_reading
-def status(store: Store, now: float) -> dict[str, Any]:
+def status(store: Reader, now: float) -> dict[str, Any]:
     """The conferences not yet ended; if none, the last that ended."""
     active = [conference_report(store, c, now) for c in store.active_conferences()]
     last = None
@@ -115,6 +115,6 @@ def status(store: Store, now: float) -> dict[str, Any]:
 
 
 @_reading
-def history(store: Store, limit: int, now: float) -> list[dict[str, Any]]:
+def history(store: Reader, limit: int, now: float) -> list[dict[str, Any]]:
     """Ended conferences, newest first."""
     return [conference_report(store, c, now) for c in store.ended_conferences(limit)]

@@ -106,7 +106,7 @@ async def handle(app: web.Application, event: Event) -> Decision | None:
         return None
     store, rules, now = app[STORE], app[RULES], app[CLOCK]()
     new_id = new_conference_id() if isinstance(event, TextReceived) else ""
-    decision = await store.committed(lambda: store.run(found, event, rules, now, new_id))
+    decision = await store.handle(found, event, rules, now, new_id)
     if decision is None:
         return None
     line = found.line(event, decision)
@@ -209,7 +209,7 @@ async def healthz(request: web.Request) -> web.Response:
         if problem is not None:
             body["reason"] = problem
         else:
-            body["backlog"] = store.backlog()
+            body["backlog"] = await store.backlog()
     return web.json_response(body, status=200 if problem is None else 503)
 
 

@@ -13,7 +13,7 @@ from conftest import ORGANIZER, StartLine, invitees, wait_for
 from test_cli import invoke, runner, write_config
 
 from confcall.cli import app
-from confcall.store import Store
+from confcall.store.sqlite_reads import SqliteReads
 
 T0 = "2026-11-25T10:00:00.000Z"
 
@@ -107,4 +107,4 @@ async def test_a_damaged_or_foreign_backup_is_refused(start_line: StartLine,
     for bad, why in ((foreign, "schema 99"), (junk, "not a confcall database")):
         result = await invoke("restore", str(bad), "--config", config, "--yes")
         assert result.exit_code == 1 and why in result.output, result.output
-    assert Store.open(line.config.store_path).counts()["conferences"] == 0
+    assert SqliteReads.open(line.config.store_path).counts()["conferences"] == 0

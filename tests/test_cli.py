@@ -147,7 +147,7 @@ def test_a_url_that_is_not_http_is_named(command: list[str], url: str) -> None:
 
 
 def test_config_goes_before_or_after_the_command(tmp_path: Path) -> None:
-    from confcall.store import Store
+    from confcall.store.sqlite import SqliteStore as Store
 
     for name in ("a", "b"):
         (tmp_path / f"{name}.toml").write_text(f'[store]\npath = "{name}.db"\n')
@@ -166,7 +166,7 @@ def test_config_goes_before_or_after_the_command(tmp_path: Path) -> None:
 
 
 def test_reading_commands_run_with_a_partial_live_config(tmp_path: Path) -> None:
-    from confcall.store import Store
+    from confcall.store.sqlite import SqliteStore as Store
 
     Store.open(tmp_path / "confcall.db").close()
     partial = {"BW_ACCOUNT_ID": "9900000", "BW_USERNAME": "api-user-7f2c"}
@@ -483,7 +483,7 @@ def test_check_in_sandbox_mode_says_so() -> None:
 
 
 def test_status_json_of_an_empty_database(tmp_path: Path) -> None:
-    from confcall.store import Store
+    from confcall.store.sqlite import SqliteStore as Store
 
     Store.open(tmp_path / "confcall.db").close()
     result = runner.invoke(app, ["status", "--json"])
@@ -504,7 +504,7 @@ def test_status_watch_refreshes_until_ctrl_c(tmp_path: Path) -> None:
     import signal
     import time
 
-    from confcall.store import Store
+    from confcall.store.sqlite import SqliteStore as Store
 
     Store.open(tmp_path / "confcall.db").close()
     watcher = subprocess.Popen([sys.executable, "-m", "confcall", "status", "--watch"],
@@ -519,7 +519,7 @@ def test_status_watch_refreshes_until_ctrl_c(tmp_path: Path) -> None:
 
 
 def test_no_colour_when_not_a_terminal(tmp_path: Path) -> None:
-    from confcall.store import Store
+    from confcall.store.sqlite import SqliteStore as Store
 
     Store.open(tmp_path / "confcall.db").close()
     for command in (["status"], ["history"], ["check"]):

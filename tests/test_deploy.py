@@ -27,7 +27,7 @@ from served import Served
 
 from confcall.auth import basic_auth
 from confcall.config import KEYS, load_config
-from confcall.store import Store
+from confcall.store.sqlite_reads import SqliteReads
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
 UNIT = DEPLOY / "confcall.service"
@@ -291,7 +291,7 @@ async def test_a_whole_sandbox_flow_through_caddy_over_https(
         assert f'conferenceEventUrl="{caddy.url}/callbacks/voice/conference"' in bxml
 
         async def joined() -> Any:
-            store = Store.open(Path(served.env["CONFCALL_STORE_PATH"]), create=False)
+            store = SqliteReads.open(Path(served.env["CONFCALL_STORE_PATH"]))
             try:
                 return store.active_conference(ORGANIZER)
             finally:

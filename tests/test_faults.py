@@ -27,7 +27,8 @@ from confcall import conference
 from confcall.conference import Rules
 from confcall.errors import StoreError
 from confcall.events import TextReceived
-from confcall.store import Store
+from confcall.store.sqlite import SqliteStore as Store
+from confcall.store.sqlite_reads import SqliteReads
 
 T0 = "2026-11-25T10:00:00.000Z"
 
@@ -126,7 +127,7 @@ async def health(line: Line) -> tuple[int, dict[str, Any]]:
 
 
 async def test_accepted_sends_go_once_while_the_database_cannot_be_written(
-        start_line: StartLine, where: tuple[str, Path],
+        where: tuple[str, Path], start_line: StartLine,
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     kind, folder = where
@@ -447,7 +448,7 @@ def a_database_with_pages(path: Path) -> None:
                                 line=LINE, text=" ".join(invitees(10)), application_id="app")
             started = conference.on_text(rules, text, None, float(i), f"conf-{i}").effects
             store.apply(started, float(i), "app")
-            active = store.active_conference(ORGANIZER)
+            active = store.reads.active_conference(ORGANIZER)
             assert active is not None
             store.apply(conference.end(active, "bye " * 50, float(i)).effects, float(i), None)
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -563,7 +564,7 @@ async def test_sigterm_with_the_lock_held_exits_in_time_and_names_possible_dupli
     assert "Traceback" not in log
 
     await served.start()  # they go again, and status says they may have gone twice
-    store = Store.open(tmp_path / "confcall.db")
+    store = SqliteReads.open(tmp_path / "confcall.db")
     try:
         await wait_for(lambda: all(r.status == "sent" for r in store.outbox()), timeout=10)
     finally:

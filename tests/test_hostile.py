@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from confcall.app import create_app
 from confcall.config import SANDBOX_ORGANIZER, SANDBOX_PHONE_NUMBER, load_config
-from confcall.store import Store
+from confcall.store.sqlite_reads import SqliteReads
 
 ROUTES = ["/callbacks/messaging", "/callbacks/voice/initiate", "/callbacks/voice/conference",
           "/callbacks/voice/status"]
@@ -77,7 +77,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]
     store = tmp_path_factory.mktemp("hostile") / "confcall.db"
     with ThreadedServer(store) as running:
         yield running
-    check_invariants(Store.open(store))
+    check_invariants(SqliteReads.open(store))
 
 
 json_values = st.recursive(

@@ -14,7 +14,6 @@ from confcall.app import create_app
 from confcall.appkeys import CONFIG, SANDBOX, STORE
 from confcall.auth import basic_auth
 from confcall.config import SANDBOX_ORGANIZER, SANDBOX_PHONE_NUMBER, load_config
-from confcall.store import Store
 
 A, B = "+12015550123", "+12015550124"
 
@@ -34,7 +33,7 @@ async def sandbox(tmp_path: Path, aiohttp_server: Any) -> TestServer:
 async def test_whole_flow(sandbox: TestServer) -> None:
     app = sandbox.app
     assert app is not None
-    store: Store = app[STORE]
+    store = app[STORE].reads
     auth = {"Authorization": "Basic Ync6cHc="}  # bw:pw
     async with ClientSession(str(sandbox.make_url("")), headers=auth) as http:
         async def post(path: str, body: Any) -> Any:
@@ -79,7 +78,7 @@ async def test_whole_flow(sandbox: TestServer) -> None:
 async def test_hanging_up_leaves_the_conference(sandbox: TestServer) -> None:
     app = sandbox.app
     assert app is not None
-    store: Store = app[STORE]
+    store = app[STORE].reads
     async with ClientSession(str(sandbox.make_url("")),
                              headers={"Authorization": "Basic Ync6cHc="}) as http:
         await http.post("/callbacks/messaging", json=inbound_text(

@@ -13,7 +13,8 @@ from confcall import conference
 from confcall.conference import Rules
 from confcall.errors import StoreError
 from confcall.events import TextReceived
-from confcall.store import SCHEMA_VERSION, Store
+from confcall.store.sqlite import SqliteStore as Store
+from confcall.store.sqlite_schema import SCHEMA_VERSION
 
 
 def test_created_private_and_migrated(tmp_path: Path) -> None:
@@ -31,7 +32,7 @@ def test_claim_is_once_per_key(tmp_path: Path) -> None:
     with store.transaction():
         assert store.claim("k", 1.0)
         assert not store.claim("k", 2.0)
-    assert store.prune(before=1.5) == 1
+    assert store.prune_claims(before=1.5) == 1
     with store.transaction():
         assert store.claim("k", 3.0)
 
@@ -41,7 +42,7 @@ def test_a_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError), store.transaction():
         store.claim("k", 1.0)
         raise RuntimeError("crash halfway")
-    assert store.counts()["processed"] == 0
+    assert store.reads.counts()["processed"] == 0
 
 
 def test_reading_without_creating(tmp_path: Path) -> None:
@@ -81,7 +82,7 @@ def test_joinable_follows_every_change_to_a_conference(tmp_path: Path) -> None:
     assert [c.id for c in store.joinable("+12015550101")] == ["conf-b"]  # the organizer
     assert store.joinable("+12015550199") == []
 
-    active = store.active_conference("+12015550101")
+    active = store.reads.active_conference("+12015550101")
     assert active is not None
     with store.transaction():
         store.apply(conference.end(active, "bye", 3.0).effects, 3.0, None)
@@ -125,7 +126,7 @@ async def test_a_transaction_that_cannot_begin_fails_every_piece(tmp_path: Path)
 
     assert all(isinstance(r, StoreError) and "locked" in str(r) for r in results)
     other.rollback()
-    assert store.counts()["processed"] == 0
+    assert store.reads.counts()["processed"] == 0
     assert await store.committed(lambda: store.claim("x", 2.0)) is True  # usable again
 
 
@@ -141,7 +142,7 @@ async def test_a_failed_commit_fails_every_piece_and_leaves_nothing(tmp_path: Pa
 
     assert all(isinstance(r, StoreError) and "FOREIGN KEY" in str(r) for r in results)
     assert not store.db.in_transaction  # rolled back, not left open
-    assert store.counts()["processed"] == 0
+    assert store.reads.counts()["processed"] == 0
     assert await store.committed(lambda: store.claim("k", 2.0)) is True
 
 

@@ -1,4 +1,6 @@
-"""The SQLite store: schema, migrations and every query. The only module that speaks SQL."""
+"""The SQLite store, the embedded default: one process writes it (a lock on the file
+proves it), webhooks answered in one turn of the event loop share one transaction, and the
+active conferences are kept in memory between writes. The only module that writes SQL."""
 
 from __future__ import annotations
 
@@ -21,7 +23,6 @@ from confcall.conference import (
     Decision,
     Effect,
     FinishConference,
-    Member,
     QueueCompletion,
     QueueRecapTimer,
     QueueText,
@@ -34,12 +35,19 @@ from confcall.conference import (
 )
 from confcall.errors import StoreError, StoreUnavailable
 from confcall.events import Event, TextReceived
-from confcall.handle import Entry, Reads
+from confcall.handle import Entry, Reads, entry
+from confcall.store.model import (
+    COMPLETE,
+    RECAP,
+    RETRY,
+    TEXT,
+    OutboxRow,
+    Settlement,
+)
+from confcall.store.sqlite_reads import SqliteReads, _not_in, _outbox_row
+from confcall.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger("confcall.store")
-
-TEXT, COMPLETE, RECAP = "text", "complete", "recap"
-PENDING, SENT, FAILED, DONE = "pending", "sent", "failed", "done"
 T = TypeVar("T")
 
 # How long a write waits for another process's lock before its webhook answers 503 (and
@@ -49,154 +57,9 @@ _LOCK_RETRY = (0.005, 0.2)  # first and longest pause between tries for the lock
 # Below this much free space on its disk, the database is as good as full.
 MIN_FREE_BYTES = 256 * 1024
 
-# Each entry moves the schema from version N to N+1; never edit a released entry, add one.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE conferences (
-        id TEXT PRIMARY KEY,
-        organizer TEXT NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('active', 'ending', 'ended')),
-        created_at REAL NOT NULL,
-        ended_at REAL,
-        bandwidth_id TEXT,
-        closing_text TEXT,
-        application_id TEXT NOT NULL
-    );
-    CREATE INDEX conferences_by_status ON conferences (status, organizer);
-    CREATE INDEX conferences_by_end ON conferences (ended_at);
-    CREATE TABLE invitees (
-        conference_id TEXT NOT NULL REFERENCES conferences (id),
-        position INTEGER NOT NULL,
-        number TEXT NOT NULL,
-        PRIMARY KEY (conference_id, number)
-    );
-    CREATE INDEX invitees_by_number ON invitees (number);
-    CREATE TABLE members (
-        call_id TEXT PRIMARY KEY,
-        conference_id TEXT NOT NULL REFERENCES conferences (id),
-        number TEXT NOT NULL,
-        joined_at REAL NOT NULL,
-        left_at REAL
-    );
-    CREATE INDEX members_by_conference ON members (conference_id);
-    CREATE TABLE outbox (
-        id INTEGER PRIMARY KEY,
-        kind TEXT NOT NULL CHECK (kind IN ('text', 'complete', 'recap')),
-        conference_id TEXT,
-        purpose TEXT,
-        recipients TEXT,
-        body TEXT,
-        application_id TEXT,
-        status TEXT NOT NULL DEFAULT 'pending'
-            CHECK (status IN ('pending', 'sent', 'failed', 'done')),
-        attempts INTEGER NOT NULL DEFAULT 0,
-        due_at REAL NOT NULL,
-        created_at REAL NOT NULL,
-        finished_at REAL,
-        last_error TEXT,
-        message_id TEXT
-    );
-    CREATE INDEX outbox_by_due ON outbox (status, due_at);
-    CREATE INDEX outbox_by_conference ON outbox (conference_id);
-    CREATE INDEX outbox_by_message ON outbox (message_id);
-    CREATE TABLE deliveries (
-        outbox_id INTEGER NOT NULL REFERENCES outbox (id),
-        recipient TEXT NOT NULL,
-        status TEXT NOT NULL,
-        detail TEXT NOT NULL,
-        at REAL NOT NULL,
-        PRIMARY KEY (outbox_id, recipient)
-    );
-    CREATE TABLE inbound (
-        message_id TEXT PRIMARY KEY,
-        sender TEXT NOT NULL,
-        line TEXT NOT NULL,
-        body TEXT NOT NULL,
-        received_at REAL NOT NULL
-    ) WITHOUT ROWID;
-    CREATE TABLE processed (
-        key TEXT PRIMARY KEY,
-        at REAL NOT NULL
-    ) WITHOUT ROWID;
-    """,
-    # An outbox row is leased before it is sent: a send never starts without a write that
-    # succeeded, and a lease nobody settled (the sender died) marks the row doubtful: it
-    # may have gone out already.
-    """
-    ALTER TABLE outbox ADD COLUMN leased_until REAL;
-    ALTER TABLE outbox ADD COLUMN doubtful INTEGER NOT NULL DEFAULT 0;
-    """,
-    # Pictures forwarded with a text (an MMS); and "one active conference per organizer"
-    # held by the database itself, not only by the code that starts conferences.
-    """
-    ALTER TABLE outbox ADD COLUMN media TEXT;
-    CREATE UNIQUE INDEX one_active_per_organizer ON conferences (organizer)
-        WHERE status = 'active';
-    """,
-)
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-@dataclass(frozen=True)
-class OutboxRow:
-    id: int
-    kind: str
-    conference_id: str | None
-    purpose: str | None
-    recipients: tuple[str, ...]
-    body: str | None
-    application_id: str | None
-    status: str
-    attempts: int
-    due_at: float
-    created_at: float
-    last_error: str | None
-    message_id: str | None
-    leased_until: float | None = None
-    doubtful: int = 0
-    media: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """What became of one text to one recipient: queued, sent, delivered, failed…"""
-
-    outbox_id: int
-    purpose: str
-    recipient: str
-    state: str
-    detail: str
-    attempts: int = 0
-    possible_duplicate: bool = False  # an attempt may have reached Bandwidth unrecorded
-
-
-def _outbox_row(row: sqlite3.Row) -> OutboxRow:
-    return OutboxRow(
-        id=row["id"],
-        kind=row["kind"],
-        conference_id=row["conference_id"],
-        purpose=row["purpose"],
-        recipients=tuple(json.loads(row["recipients"])) if row["recipients"] else (),
-        body=row["body"],
-        application_id=row["application_id"],
-        status=row["status"],
-        attempts=row["attempts"],
-        due_at=row["due_at"],
-        created_at=row["created_at"],
-        last_error=row["last_error"],
-        message_id=row["message_id"],
-        leased_until=row["leased_until"],
-        doubtful=row["doubtful"],
-        media=tuple(json.loads(row["media"])) if row["media"] else (),
-    )
-
 
 def _identity(found: os.stat_result) -> tuple[int, int]:
     return (found.st_dev, found.st_ino)
-
-
-def _not_in(ids: Sequence[int]) -> str:
-    return f" AND id NOT IN ({','.join('?' * len(ids))})" if ids else ""
 
 
 def lock_writer(path: Path) -> int | None:
@@ -243,13 +106,16 @@ class _Queued:
     since: float  # loop time it was queued: it waits for a lock at most LOCK_WAIT from then
 
 
-class Store:
+
+
+class SqliteStore:
     """One SQLite database. Writes happen inside `transaction()`; reads may happen anywhere."""
 
     def __init__(self, connection: sqlite3.Connection, path: Path,
                  writer_file: int | None = None) -> None:
         self.db = connection
         self.path = path
+        self.reads = SqliteReads(connection, path)
         self._writer_file = writer_file
         self._identity = _identity(os.fstat(writer_file)) if writer_file is not None else None
         # The active conferences without their members, read once and kept until a write
@@ -265,7 +131,7 @@ class Store:
 
     @classmethod
     def open(cls, path: Path, *, create: bool = True, synchronous: str = "normal",
-             writer: bool = False) -> Store:
+             writer: bool = False) -> SqliteStore:
         """Open (and, with `create`, make and migrate) the database at `path`. With
         `writer`, as the one process that writes it (see `lock_writer`), after checking
         that its pages are sound: a damaged database stops start-up with one line.
@@ -364,7 +230,7 @@ class Store:
         return None
 
     def version(self) -> int:
-        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        return self.reads.version()
 
     def migrate(self) -> None:
         with self.transaction():
@@ -525,13 +391,13 @@ class Store:
         found: Conference | None = None
         if entry.reads is Reads.SENDERS_CONFERENCE:
             sender = getattr(event, "sender", "")
-            found = self.current_conference(sender) if sender in rules.organizers else None
+            found = self.reads.current_conference(sender) if sender in rules.organizers else None
         elif entry.reads is Reads.NAMED_CONFERENCE:  # our conference id is its tag and name
             tag = getattr(event, "tag", None)
-            found = (self.conference(tag) if tag else None) or self.conference(
+            found = (self.reads.conference(tag) if tag else None) or self.reads.conference(
                 getattr(event, "name", ""))
         elif entry.reads is Reads.CONFERENCE:
-            found = self.conference(getattr(event, "conference_id", ""))
+            found = self.reads.conference(getattr(event, "conference_id", ""))
         decision = entry.decide(rules, event, found, now, new_id)
         self.apply(decision.effects, now, getattr(event, "application_id", None))
         return decision
@@ -556,68 +422,20 @@ class Store:
             (message_id, sender, line, body, at),
         ).rowcount == 1
 
-    def prune(self, before: float) -> int:
+    def prune_claims(self, before: float) -> int:
         """Forget callback identities older than `before`; returns how many. (A scan, once
         an hour: an index on `at` would cost every webhook a page write.)"""
         return int(self.db.execute("DELETE FROM processed WHERE at < ?", (before,)).rowcount)
 
     # --- conferences -----------------------------------------------------------------
 
-    def _conferences(self, where: str, params: Sequence[Any], *,
-                     with_members: bool = True) -> list[Conference]:
-        rows = self.db.execute(f"SELECT * FROM conferences WHERE {where}", params).fetchall()
-        result = []
-        for row in rows:
-            invitees = tuple(r[0] for r in self.db.execute(
-                "SELECT number FROM invitees WHERE conference_id = ? ORDER BY position",
-                (row["id"],)))
-            members = tuple(
-                Member(r["call_id"], r["number"], r["joined_at"], r["left_at"])
-                for r in self.db.execute(
-                    "SELECT * FROM members WHERE conference_id = ? ORDER BY joined_at, call_id",
-                    (row["id"],))
-            ) if with_members else ()
-            result.append(Conference(
-                id=row["id"], organizer=row["organizer"], status=row["status"],
-                invitees=invitees, created_at=row["created_at"], ended_at=row["ended_at"],
-                bandwidth_id=row["bandwidth_id"], closing_text=row["closing_text"],
-                members=members,
-            ))
-        return result
-
-    def conference(self, conference_id: str) -> Conference | None:
-        found = self._conferences("id = ?", (conference_id,))
-        return found[0] if found else None
-
-    def application_id(self, conference_id: str) -> str | None:
-        row = self.db.execute("SELECT application_id FROM conferences WHERE id = ?",
-                              (conference_id,)).fetchone()
-        return row[0] if row else None
-
-    def active_conference(self, organizer: str) -> Conference | None:
-        found = self._conferences("organizer = ? AND status = 'active'", (organizer,))
-        return found[0] if found else None
-
-    def current_conference(self, organizer: str) -> Conference | None:
-        """The organizer's conference that has not ended: active, else ending."""
-        found = self._conferences(
-            "organizer = ? AND status IN ('active', 'ending')"
-            " ORDER BY status = 'active' DESC, created_at DESC LIMIT 1", (organizer,))
-        return found[0] if found else None
-
-    def active_conferences(self) -> list[Conference]:
-        return self._conferences("status != 'ended' ORDER BY created_at DESC", ())
-
     def joinable(self, number: str) -> list[Conference]:
         """Active conferences `number` may join: invited to, or organizing. Without their
         members, which joining does not depend on. This answers every inbound call, so it
         reads from memory: there is at most one active conference per organizer."""
         if self._active is None:
-            self._active = self._conferences("status = 'active'", (), with_members=False)
+            self._active = self.reads._conferences("status = 'active'", (), with_members=False)
         return [c for c in self._active if c.may_join(number)]
-
-    def ended_conferences(self, limit: int) -> list[Conference]:
-        return self._conferences("status = 'ended' ORDER BY ended_at DESC LIMIT ?", (limit,))
 
     # --- applying the state machine's effects ---------------------------------------
 
@@ -640,7 +458,7 @@ class Store:
                     [(c.id, i, n) for i, n in enumerate(c.invitees)],
                 )
             elif isinstance(effect, QueueText):
-                app = (self.application_id(effect.conference_id)
+                app = (self.reads.application_id(effect.conference_id)
                        if effect.conference_id else None) or application_id
                 db.execute(
                     "INSERT INTO outbox (kind, conference_id, purpose, recipients, body,"
@@ -723,21 +541,17 @@ class Store:
 
     # --- the outbox -------------------------------------------------------------------
 
-    def due(self, now: float, limit: int) -> list[OutboxRow]:
-        """Pending rows due by `now`, oldest first, whether leased or not."""
-        rows = self.db.execute(
-            "SELECT * FROM outbox WHERE status = 'pending' AND due_at <= ?"
-            " ORDER BY due_at, id LIMIT ?", (now, limit)).fetchall()
-        return [_outbox_row(row) for row in rows]
-
-    def lease(self, now: float, limit: int, until: float,
-              skip: Sequence[int] = ()) -> list[OutboxRow]:
+    def lease_rows(self, now: float, limit: int, until: float,
+                   skip: Sequence[int] = ()) -> list[OutboxRow]:
         """Take up to `limit` pending rows due by `now` and not leased, oldest first, until
-        `until`: nothing is sent that was not leased first. Call inside a transaction."""
+        `until`: nothing is sent that was not leased first. Call inside a transaction. A
+        row that completes a conference comes with the conference's Bandwidth id."""
         rows = self.db.execute(
-            "SELECT * FROM outbox WHERE status = 'pending' AND due_at <= ?"
-            f" AND (leased_until IS NULL OR leased_until <= ?){_not_in(skip)}"
-            " ORDER BY due_at, id LIMIT ?",
+            "SELECT outbox.*, conferences.bandwidth_id AS bandwidth_id FROM outbox"
+            " LEFT JOIN conferences ON conferences.id = outbox.conference_id"
+            " WHERE outbox.status = 'pending' AND due_at <= ?"
+            " AND (leased_until IS NULL OR leased_until <= ?)"
+            f"{_not_in(skip, 'outbox.id')} ORDER BY due_at, outbox.id LIMIT ?",
             (now, now, *skip, limit),
         ).fetchall()
         if rows:
@@ -746,22 +560,6 @@ class Store:
                 # a lease that ran out unsettled: its sender may have sent the row
                 "UPDATE outbox SET doubtful = doubtful + (leased_until IS NOT NULL),"
                 f" leased_until = ? WHERE id IN ({','.join('?' * len(ids))})", (until, *ids))
-        return [_outbox_row(row) for row in rows]
-
-    def next_due(self, now: float, skip: Sequence[int] = ()) -> float | None:
-        """When the next pending row (other than `skip`) can be leased."""
-        row = self.db.execute(
-            "SELECT MIN(MAX(due_at, COALESCE(leased_until, 0))) FROM outbox"
-            f" WHERE status = 'pending'{_not_in(skip)}", skip
-        ).fetchone()
-        return row[0] if row and row[0] is not None else None
-
-    def outbox(self, conference_id: str | None = None) -> list[OutboxRow]:
-        if conference_id is None:
-            rows = self.db.execute("SELECT * FROM outbox ORDER BY id").fetchall()
-        else:
-            rows = self.db.execute("SELECT * FROM outbox WHERE conference_id = ? ORDER BY id",
-                                   (conference_id,)).fetchall()
         return [_outbox_row(row) for row in rows]
 
     def finish_row(self, row_id: int, status: str, now: float, *, message_id: str | None = None,
@@ -783,38 +581,48 @@ class Store:
             (due_at, error, int(doubtful), row_id),
         )
 
-    def backlog(self) -> int:
-        return int(self.db.execute(
-            "SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND kind != 'recap'"
-        ).fetchone()[0])
 
-    def deliveries(self, conference_id: str) -> list[Delivery]:
-        """Each recipient of each text of a conference, with what became of it."""
-        result = []
-        for row in self.outbox(conference_id):
-            if row.kind != TEXT:
+    def _settle(self, settled: Sequence[Settlement], rules: Rules, now: float) -> list[str]:
+        """The write for `settled`, and each one's event through its registry entry, in the
+        transaction under way; the log lines of what the events did."""
+        lines = []
+        for item in settled:
+            row = item.row
+            if item.status == RETRY:
+                self.retry_row(row.id, item.due_at, item.detail or "", doubtful=item.doubtful)
                 continue
-            seen = {
-                r["recipient"]: (r["status"], r["detail"])
-                for r in self.db.execute(
-                    "SELECT recipient, status, detail FROM deliveries WHERE outbox_id = ?",
-                    (row.id,))
-            }
-            for recipient in row.recipients:
-                base = {PENDING: "queued", SENT: "sent", FAILED: "failed"}.get(row.status, "sent")
-                state, detail = seen.get(recipient, (base, row.last_error or ""))
-                result.append(Delivery(row.id, row.purpose or "", recipient, state, detail,
-                                       row.attempts, row.doubtful > 0))
-        return result
+            self.finish_row(row.id, item.status, now, message_id=item.message_id,
+                            error=item.detail, doubtful=item.doubtful)
+            handling = entry(item.event) if item.event is not None else None
+            if item.event is not None and handling is not None:
+                decision = self.run(handling, item.event, rules, now)
+                line = handling.line(item.event, decision) if decision is not None else None
+                if line:
+                    lines.append(line)
+        return lines
 
-    def completion(self, conference_id: str) -> OutboxRow | None:
-        """The newest row that completes the conference on Bandwidth, if any."""
-        rows = [row for row in self.outbox(conference_id) if row.kind == COMPLETE]
-        return rows[-1] if rows else None
+    # --- what serving asks of a store (see confcall.store.Store) -----------------------
 
-    def counts(self) -> dict[str, int]:
-        """Rows per table: a health and growth figure."""
-        tables = ("conferences", "members", "outbox", "deliveries", "inbound", "processed")
-        return {t: int(self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
-                for t in tables}
+    async def handle(self, entry: Entry, event: Event, rules: Rules, now: float,
+                     new_id: str = "") -> Decision | None:
+        return await self.committed(lambda: self.run(entry, event, rules, now, new_id))
 
+    async def settle(self, settled: Sequence[Settlement], rules: Rules,
+                     now: float) -> list[str]:
+        return await self.committed(lambda: self._settle(settled, rules, now))
+
+    async def lease(self, now: float, limit: int, until: float,
+                    skip: Sequence[int] = ()) -> list[OutboxRow]:
+        return await self.committed(lambda: self.lease_rows(now, limit, until, skip))
+
+    async def prune(self, before: float) -> int:
+        return await self.committed(lambda: self.prune_claims(before))
+
+    async def next_due(self, now: float, skip: Sequence[int] = ()) -> float | None:
+        return self.reads.next_due(now, skip)
+
+    async def backlog(self) -> int:
+        return self.reads.backlog()
+
+    async def aclose(self) -> None:
+        self.close()
