@@ -52,6 +52,24 @@ def _check(path: Path, what: str) -> None:
                          f"(schema {version}, this one knows 1 to {SCHEMA_VERSION})")
 
 
+def _copy(source: Path, partial: Path, progress: Progress | None = None) -> None:
+    """SQLite's online backup of `source` into a new file `partial`, private to its owner
+    and self-contained (no WAL beside it). Safe while a server writes `source`: the copy is
+    the database as of one moment, and the source is locked only while one step copies."""
+    os.close(os.open(partial, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600))
+    live = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    copy = sqlite3.connect(partial)
+    try:
+        live.execute("PRAGMA busy_timeout = 5000")
+        live.backup(copy, pages=PAGES_PER_STEP,
+                    progress=(lambda _, left, total: progress(total - left, total))
+                    if progress else None)
+        copy.execute("PRAGMA journal_mode = DELETE")
+    finally:
+        copy.close()
+        live.close()
+
+
 def backup(source: Path, target: Path, *, overwrite: bool = False,
            progress: Progress | None = None) -> Copied:
     """Copy the database at `source` to `target` with SQLite's online backup, which is safe
@@ -66,18 +84,7 @@ def backup(source: Path, target: Path, *, overwrite: bool = False,
     partial = target.with_name(f".{target.name}.partial")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(partial, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600))
-        live = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-        copy = sqlite3.connect(partial)
-        try:
-            live.execute("PRAGMA busy_timeout = 5000")
-            live.backup(copy, pages=PAGES_PER_STEP,
-                        progress=(lambda _, left, total: progress(total - left, total))
-                        if progress else None)
-            copy.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
-        finally:
-            copy.close()
-            live.close()
+        _copy(source, partial, progress)
         _check(partial, "the copy")
         os.replace(partial, target)
     except sqlite3.DatabaseError as exc:
@@ -104,15 +111,7 @@ def restore(backup_file: Path, target: Path) -> Copied:
                          "restore") from None
     partial = target.with_name(f".{target.name}.restoring")
     try:
-        live = sqlite3.connect(f"file:{backup_file}?mode=ro", uri=True)
-        copy = sqlite3.connect(partial)
-        try:
-            live.backup(copy)
-            copy.execute("PRAGMA journal_mode = DELETE")
-        finally:
-            copy.close()
-            live.close()
-        os.chmod(partial, 0o600)
+        _copy(backup_file, partial)
         for stale in (Path(f"{target}-wal"), Path(f"{target}-shm")):  # the old database's
             stale.unlink(missing_ok=True)
         os.replace(partial, target)
