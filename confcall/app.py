@@ -77,6 +77,7 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time,
         organizers=frozenset(config.organizers),
         max_invites=config.max_invites,
         region=config.default_region,
+        end_when_organizer_leaves=config.end_when_organizer_leaves,
     )
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_outbox)

@@ -103,6 +103,33 @@ class BandwidthClient:
             raise BandwidthError(status, answer[:1000], malformed=True)
         return str(message["id"])
 
+    async def create_call(self, *, to: str, application_id: str, answer_url: str,
+                          disconnect_url: str, tag: str,
+                          credentials: tuple[str, str] | None = None) -> str:
+        """Call `to` from this line; when someone answers, Bandwidth asks `answer_url` what
+        to do, after its machine detection (`sync`): a voicemail is not put into a
+        conference. Returns the call's id."""
+        url = f"{self.config.voice_api_url}/accounts/{self.config.account_id}/calls"
+        body: dict[str, Any] = {
+            "to": to, "from": self.config.phone_number, "applicationId": application_id,
+            "answerUrl": answer_url, "answerMethod": "POST",
+            "disconnectUrl": disconnect_url, "disconnectMethod": "POST",
+            "callTimeout": 30, "tag": tag,
+            "machineDetection": {"mode": "sync", "detectionTimeout": 15,
+                                 "silenceTimeout": 10, "speechThreshold": 10,
+                                 "speechEndThreshold": 5, "delayResult": False},
+        }
+        if credentials is not None:
+            body["username"], body["password"] = credentials
+        status, answer = await self._request("POST", url, json_body=body)
+        try:
+            call = json.loads(answer)
+        except ValueError:
+            call = None
+        if not isinstance(call, dict) or not isinstance(call.get("callId"), str):
+            raise BandwidthError(status, answer[:1000], malformed=True)
+        return str(call["callId"])
+
     async def complete_conference(self, conference_id: str) -> None:
         """End a conference: every member's call goes on to the verbs after <Conference>."""
         url = (f"{self.config.voice_api_url}/accounts/{self.config.account_id}"

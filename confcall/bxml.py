@@ -45,6 +45,18 @@ def join_conference(
 
 
 REFUSE = _document(_speak(REFUSAL), "<Hangup/>")
+OVER = _document(_speak(GOODBYE), "<Hangup/>")
+
+
+def voicemail(line: str) -> str:
+    """For a voicemail that answered a RING: one sentence to leave, then hang up."""
+    return _document(_speak(f"You were invited to a conference call. Call {line} to join."),
+                     "<Hangup/>")
+
+
+def over() -> str:
+    """A dialled call answered after its conference ended."""
+    return OVER
 EMPTY = _document()
 
 

@@ -439,25 +439,35 @@ def simulate_call(
     caller: FromOption,
     to: ToOption = None,
     hangup: Annotated[bool, typer.Option("--hangup", help="Hang up afterwards.")] = False,
+    dialled: Annotated[str | None, typer.Option(
+        "--dialled", metavar="CONFERENCE",
+        help="Answer a call RING placed for this conference, instead of calling in.",
+        show_default=False)] = None,
+    voicemail: Annotated[bool, typer.Option(
+        "--voicemail", help="With --dialled: a voicemail answers, not a person.")] = False,
     url: UrlOption = None,
     config_path: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Call a running server as Bandwidth would (an initiate callback) and show the BXML it
     answered, with the verdict. Against a live server it also posts the member-join event
-    Bandwidth would send; a sandbox server's own fake Bandwidth sends those.
+    Bandwidth would send; a sandbox server's own fake Bandwidth sends those. With
+    --dialled, answer a call the server placed (RING) instead.
 
     Example:
 
     \b
       confcall simulate-call --from +12015550123 --hangup
+      confcall simulate-call --from +12015550124 --dialled confcall-ab044256b55b
     """
     from confcall.simulate import masked, pretty_xml
 
     config = _config(config_path)
     caller_number = _number(caller, config, "--from")
     line = _number(to, config, "--to") if to else config.bandwidth.phone_number
-    outcome = _run(config, url, lambda poster: poster.call(caller_number, line, hangup=hangup))
+    outcome = _run(config, url, lambda poster: poster.call(
+        caller_number, line, hangup=hangup, dialled_for=dialled,
+        machine="answering-machine" if voicemail else "human"))
     answer = outcome.answer
     if answer.status != 200:
         fail(f"server answered {answer.status}: {answer.body}")
@@ -565,14 +575,17 @@ def history(
     _stdout().print(history_view(reports))
 
 
+OrganizerOption = Annotated[str | None, typer.Option(
+    help="Whose conference: needed when several are active, or with no database here.",
+    show_default=False)]
+
+
 @app.command()
 def end(
     message: Annotated[str | None, typer.Option(
         "--message", "-m", help="The closing text sent to everyone.",
         show_default="a default goodbye")] = None,
-    organizer: Annotated[str | None, typer.Option(
-        help="Whose conference: needed when several are active, or with no database "
-        "here.", show_default=False)] = None,
+    organizer: OrganizerOption = None,
     url: UrlOption = None,
     config_path: ConfigOption = None,
     as_json: JsonOption = False,
@@ -589,27 +602,14 @@ def end(
       confcall end --message "Thanks, notes to follow"
       confcall end --url 203.0.113.7:8080 --organizer +12015550101
     """
-    config = _config(config_path)
-    server = _server_url(url, config)
-    who = _number(organizer, config, "--organizer") if organizer is not None else None
     from confcall.conference import DEFAULT_CLOSING
 
+    config = _config(config_path)
     text = message or DEFAULT_CLOSING
-    target = None
-    if config.store_path.exists():
-        target = _active_conference(_open_store(config), who)
-    elif who is None:
-        fail(f"no database at {config.store_path} to find the active conference in: name "
-             "its organizer with --organizer")
-    sender = target.organizer if target is not None else who
-    assert sender is not None
-    line = config.bandwidth.phone_number
-    answer = _run(config, server, lambda poster: poster.text(sender, line, text))
-    if answer.status >= 300:
-        fail(f"server answered {answer.status}: {answer.body}")
+    target, sender, server, status = _as_organizer(config, url, organizer, text)
     if as_json:
         _print_json({"conference": target.id if target is not None else None,
-                     "organizer": sender, "closing_text": text, "status": answer.status})
+                     "organizer": sender, "closing_text": text, "status": status})
         return
     from confcall.render import visible
 
@@ -622,6 +622,85 @@ def end(
     _stdout().print(visible(shown), markup=False)
 
 
+@app.command()
+def ring(
+    number: Annotated[str | None, typer.Argument(
+        help="One invitee to call; without it, everyone invited who is not on the call.",
+        show_default=False, metavar="NUMBER")] = None,
+    organizer: OrganizerOption = None,
+    url: UrlOption = None,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Call the invitees who are not on the call (or one of them) into the conference, as
+    the organizer's text RING does; the organizer gets the answer by text.
+
+    Example:
+
+    \b
+      confcall ring
+      confcall ring +12015550123
+    """
+    config = _config(config_path)
+    text = "RING" + (f" {_number(number, config, 'NUMBER')}" if number else "")
+    _command(config, url, organizer, text, as_json)
+
+
+@app.command()
+def add(
+    numbers: Annotated[list[str], typer.Argument(help="The numbers to invite.",
+                                                 show_default=False, metavar="NUMBERS")],
+    organizer: OrganizerOption = None,
+    url: UrlOption = None,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Invite more numbers to the active conference, as the organizer's text ADD does; they
+    get the invitation, the organizer gets the answer by text.
+
+    Example:
+
+    \b
+      confcall add +12015550125 "(201) 555-0126"
+    """
+    config = _config(config_path)
+    text = "ADD " + ", ".join(_number(n, config, "NUMBERS") for n in numbers)
+    _command(config, url, organizer, text, as_json)
+
+
+def _command(config: Config, url: str | None, organizer: str | None, text: str,
+             as_json: bool) -> None:
+    target, sender, _, status = _as_organizer(config, url, organizer, text)
+    if as_json:
+        _print_json({"conference": target.id if target is not None else None,
+                     "organizer": sender, "command": text, "status": status})
+        return
+    _stdout().print(f"sent {text} as {sender}: the answer goes to them by text",
+                    markup=False)
+
+
+def _as_organizer(config: Config, url: str | None, organizer: str | None,
+                  text: str) -> tuple[Any, str, str, int]:
+    """Post `text` to the server as the organizer of the one active conference (or of
+    --organizer's, which needs no database here); the conference (None without a
+    database), the organizer, the server and its answer's status."""
+    server = _server_url(url, config)
+    who = _number(organizer, config, "--organizer") if organizer is not None else None
+    target = None
+    if config.store_path.exists():
+        target = _active_conference(_open_store(config), who)
+    elif who is None:
+        fail(f"no database at {config.store_path} to find the active conference in: name "
+             "its organizer with --organizer")
+    sender = target.organizer if target is not None else who
+    assert sender is not None
+    line = config.bandwidth.phone_number
+    answer = _run(config, server, lambda poster: poster.text(sender, line, text))
+    if answer.status >= 300:
+        fail(f"server answered {answer.status}: {answer.body}")
+    return target, sender, server, answer.status
+
+
 def _active_conference(store: Any, organizer: str | None) -> Any:
     """The one active conference to end (of `organizer`, when given), or a one-line error."""
     active = [c for c in store.active_conferences() if c.status == "active"]
@@ -630,7 +709,7 @@ def _active_conference(store: Any, organizer: str | None) -> Any:
         if not active:
             fail(f"{organizer} has no active conference")
     if not active:
-        fail("there is no active conference to end")
+        fail("there is no active conference")
     if len(active) > 1:
         listed = ", ".join(c.organizer for c in active)
         fail(f"several conferences are active (organizers {listed}): choose one with "

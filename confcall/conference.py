@@ -34,6 +34,7 @@ class Rules:
     organizers: frozenset[str]
     max_invites: int
     region: str
+    end_when_organizer_leaves: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,35 @@ class FinishConference:
 
 
 @dataclass(frozen=True)
+class QueueCall:
+    """Call `number` into the conference (RING)."""
+
+    conference_id: str
+    number: str
+
+
+@dataclass(frozen=True)
+class AddInvitees:
+    """More numbers invited to an active conference (ADD)."""
+
+    conference_id: str
+    numbers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OptOut:
+    """The number said STOP: this line never texts it again, until it says START."""
+
+    number: str
+    at: float
+
+
+@dataclass(frozen=True)
+class OptIn:
+    number: str
+
+
+@dataclass(frozen=True)
 class RecordDelivery:
     tag: str | None
     message_id: str
@@ -141,6 +171,7 @@ class RecordDelivery:
 Effect = (
     StartConference | QueueText | BeginEnding | QueueCompletion | QueueRecapTimer
     | RecordBandwidthId | RecordJoin | RecordLeave | FinishConference | RecordDelivery
+    | OptOut | OptIn | AddInvitees | QueueCall
 )
 
 # What a decision did, as a label: the log says it in words, tests and counts read the label.
@@ -148,6 +179,33 @@ STARTED, REFUSED, ENDS, FORWARDED = "started", "refused", "ends", "forwarded"
 NOT_ORGANIZER, OTHER_LINE, IGNORED = "not an organizer", "another line", "ignored"
 RECORDED, JOINED, LEFT, CLOSED = "recorded", "joined", "left", "closed"
 TOLD = "told the organizer"
+OPTED_OUT, OPTED_IN, HELPED = "opted out", "opted in", "helped"
+ADDED, ANSWERED = "added", "answered"
+
+# An organizer's text that is one of these alone (any case; ADD and RING with their
+# argument) is a command, not the end of the call.
+COMMANDS_LINE = "Reply WHO, ADD numbers, RING or HELP; any other text ends the call"
+COMMANDS_HELP = ("WHO: who is on the call, who left, who never joined.\n"
+                 "ADD numbers: invite more people.\n"
+                 "RING: call everyone invited who is not on the call (RING +1… calls one).\n"
+                 "STOP or END: end the call with a goodbye to everyone.\n"
+                 "Any other text ends the call and goes to everyone.")
+
+# Messaging compliance: a text that is one of these words alone (any case) opts its
+# sender out of texts from this line, back in, or asks what the line is.
+STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+START_WORDS = frozenset({"START", "UNSTOP"})
+HELP_WORDS = frozenset({"HELP", "INFO"})
+
+
+@dataclass(frozen=True)
+class Sender:
+    """What a text's decision reads besides the text: the sender's conference that has not
+    ended (an organizer's only), and which numbers said STOP (read for organizers only:
+    their texts invite and forward)."""
+
+    conference: Conference | None = None
+    opted_out: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -184,36 +242,200 @@ def _how_to(rules: Rules) -> str:
     )
 
 
-def on_text(rules: Rules, event: TextReceived, current: Conference | None, now: float,
+def keyword(text: str) -> str:
+    """The one word `text` is, in capitals; "" when it is more (or less) than a word."""
+    word = text.strip()
+    return word.upper() if word and len(word) <= 12 and word.isalpha() else ""
+
+
+def on_text(rules: Rules, event: TextReceived, sender: Sender, now: float,
             new_id: str) -> Decision:
     """An inbound text. Organizers start a conference with a list and end it with the next
     text; texts they send while it is ending (until the recap) go to the same people.
-    Anyone else is recorded and not answered, so no text loop with a stranger starts. So is
-    a text to another number on the same Bandwidth application."""
+    Anyone may opt out of this line's texts (STOP), back in (START), or ask what it is
+    (HELP); anything else from someone who is not an organizer is recorded and not
+    answered, so no text loop with a stranger starts. So is a text to another number on
+    the same Bandwidth application."""
     if event.line != rules.line:
         return Decision(OTHER_LINE, detail=f"sent to {event.line}, not {rules.line}: stored,"
                         " not answered")
+    word = keyword(event.text)
+    current = sender.conference
     if event.sender not in rules.organizers:
-        return Decision(NOT_ORGANIZER, detail="not an organizer: stored, not answered")
+        return _compliance(rules, event.sender, word, now)
     if current is not None and current.status == ACTIVE:
-        return end(current, event.text, now, event.media)
+        if word in STOP_WORDS:  # ends the call; the keyword is not forwarded
+            return end(current, DEFAULT_CLOSING, now, opted_out=sender.opted_out)
+        if not event.media:
+            answered = command(rules, current, event.text, now, sender.opted_out)
+            if answered is not None:
+                return answered
+        return end(current, event.text, now, event.media, sender.opted_out)
     if current is not None and current.status == ENDING:
-        return Decision(FORWARDED, forward(current, event.text, event.media),
+        return Decision(FORWARDED, forward(current, event.text, event.media, sender.opted_out),
                         f"forwarded to {current.id}, which is ending")
-    return start(rules, event, now, new_id)
+    if word in STOP_WORDS | START_WORDS | HELP_WORDS:  # organizers cannot be opted out
+        return Decision(HELPED, [QueueText((event.sender,), organizer_help(rules), "help")],
+                        "an organizer's keyword: told how to start")
+    return start(rules, event, now, new_id, sender.opted_out)
 
 
-def start(rules: Rules, event: TextReceived, now: float, new_id: str) -> Decision:
+def command(rules: Rules, conference: Conference, text: str, now: float,
+            opted_out: frozenset[str] = frozenset()) -> Decision | None:
+    """An organizer's command to their active conference, answered; None when `text` is
+    not exactly one (then it ends the call)."""
+    name, _, argument = text.strip().partition(" ")
+    name, argument = name.upper(), argument.strip()
+    organizer = conference.organizer
+    if name == "WHO" and not argument:
+        return Decision(ANSWERED, [QueueText((organizer,), who(conference, now), "who",
+                                             conference.id)], "asked who is on the call")
+    if name == "HELP" and not argument:
+        return Decision(ANSWERED, [QueueText((organizer,), COMMANDS_HELP, "help",
+                                             conference.id)], "asked for the commands")
+    if name == "ADD" and argument:
+        return add(rules, conference, argument, opted_out)
+    if name == "RING":
+        return ring(rules, conference, argument)
+    return None
+
+
+def who(conference: Conference, now: float) -> str:
+    """Who is on the call (and for how long), who left, who never joined."""
+    open_calls = {m.number: m for m in conference.members if m.left_at is None}
+    called = {m.number for m in conference.members}
+    people = [*conference.invitees, *(n for n in dict.fromkeys(
+        m.number for m in conference.members) if n not in conference.invitees)]
+    on = [f"{n} ({format_duration(now - open_calls[n].joined_at)})"
+          for n in people if n in open_calls]
+    left = [n for n in people if n in called and n not in open_calls]
+    never = [n for n in conference.invitees if n not in called]
+    parts = [f"On the call: {', '.join(on)}." if on else "Nobody is on the call."]
+    if left:
+        parts.append(f"Left: {', '.join(left)}.")
+    if never:
+        parts.append(f"Never joined: {', '.join(never)}.")
+    return " ".join(parts)
+
+
+CALL_LIMIT = 20  # Bandwidth: at most 20 calls in one conference
+
+
+def ring(rules: Rules, conference: Conference, text: str) -> Decision | None:
+    """RING: call every invitee who is not on the call now; RING +1…: that one. None when
+    what follows RING is not one number (then it is a closing text)."""
+    on_call = {m.number for m in conference.members if m.left_at is None}
+    organizer = conference.organizer
+    if text:
+        from confcall.phone import read_numbers
+
+        found = read_numbers(text, rules.region, limit=2)
+        if len(found.numbers) != 1 or found.not_numbers:
+            return None
+        [number] = found.numbers
+        if number not in conference.invitees:
+            return Decision(REFUSED, [QueueText(
+                (organizer,), f"{number} is not invited: ADD {number} first, then RING it.",
+                "refuse", conference.id)], "RING refused: not invited")
+        targets = [number] if number not in on_call else []
+    else:
+        targets = [n for n in conference.invitees if n not in on_call]
+    room = CALL_LIMIT - len(on_call)
+    if not targets:
+        return Decision(ANSWERED, [QueueText((organizer,), "Everyone you would ring is on the "
+                                             "call already.", "confirm", conference.id)],
+                        "RING: nobody to call")
+    called, skipped = targets[:room], targets[room:]
+    text = f"Ringing {', '.join(called)}."
+    if skipped:
+        text += f" Not {', '.join(skipped)}: a conference holds {CALL_LIMIT} calls."
+    effects: list[Effect] = [QueueCall(conference.id, n) for n in called]
+    effects.append(QueueText((organizer,), text, "confirm", conference.id))
+    return Decision(ANSWERED, effects, f"ringing {len(called)} for {conference.id}")
+
+
+def add(rules: Rules, conference: Conference, text: str,
+        opted_out: frozenset[str] = frozenset()) -> Decision | None:
+    """ADD numbers: invite them too (read as a start text's; at most max_invites in
+    all). None when `text` is not only numbers: then it is a closing text."""
+    from confcall.phone import read_numbers
+
+    found = read_numbers(text, rules.region, limit=COUNT_LIMIT)
+    if not found.numbers or found.not_numbers or found.truncated:
+        return None
+    skipped = {rules.line, conference.organizer, *conference.invitees}
+    new = tuple(n for n in found.numbers if n not in skipped and n not in opted_out)
+    notes = []
+    stopped = [n for n in found.numbers if n in opted_out]
+    if stopped:
+        notes.append(f"{', '.join(stopped)} opted out of texts from this line: not invited.")
+    already = [n for n in found.numbers if n in conference.invitees]
+    if already:
+        notes.append(f"Already invited: {', '.join(already)}.")
+    organizer = conference.organizer
+    if len(conference.invitees) + len(new) > rules.max_invites:
+        text = (f"Too many: that makes {len(conference.invitees) + len(new)} invited, the "
+                f"limit is {rules.max_invites}. Nobody was added.")
+        return Decision(REFUSED, [QueueText((organizer,), text, "refuse", conference.id)],
+                        "ADD refused: too many")
+    if not new:
+        text = " ".join(notes) or "Nobody new to invite."
+        return Decision(ANSWERED, [QueueText((organizer,), text, "confirm", conference.id)],
+                        "ADD: nobody new")
+    effects: list[Effect] = [AddInvitees(conference.id, new)]
+    effects += [QueueText((n,), invitation(organizer, rules.line), "invite", conference.id)
+                for n in new]
+    effects.append(QueueText((organizer,), " ".join([f"Added: {', '.join(new)}.", *notes]),
+                             "confirm", conference.id))
+    return Decision(ADDED, effects, f"added {len(new)} to {conference.id}")
+
+
+def _compliance(rules: Rules, number: str, word: str, now: float) -> Decision:
+    """What a text from someone who is not an organizer does: STOP, START and HELP are
+    answered once each (carriers require it); anything else is not answered."""
+    if word in STOP_WORDS:
+        return Decision(OPTED_OUT, [OptOut(number, now), QueueText(
+            (number,), f"You will get no more texts from {rules.line}. Reply START to get "
+            "them again.", "optout")], "opted out of texts")
+    if word in START_WORDS:
+        return Decision(OPTED_IN, [OptIn(number), QueueText(
+            (number,), f"You will get texts from {rules.line} again: invitations to "
+            "conference calls. Reply STOP to stop them.", "optin")], "opted back in")
+    if word in HELP_WORDS:
+        return Decision(HELPED, [QueueText((number,), line_help(rules), "help")],
+                        "asked for help")
+    return Decision(NOT_ORGANIZER, detail="not an organizer: stored, not answered")
+
+
+def line_help(rules: Rules) -> str:
+    return (f"{rules.line} is a conference line: it texts you when someone invites you to a "
+            "conference call, which you join by calling it. Reply STOP to stop these texts, "
+            "START to get them again.")
+
+
+def organizer_help(rules: Rules) -> str:
+    return (f"You organize conference calls on {rules.line}: text it the phone numbers to "
+            "invite; your next text ends the call and goes to everyone. Organizers' texts "
+            "cannot be stopped.")
+
+
+def start(rules: Rules, event: TextReceived, now: float, new_id: str,
+          opted_out: frozenset[str] = frozenset()) -> Decision:
     """A start text: invite every number it holds, or say why not."""
     from confcall.phone import read_numbers  # phonenumbers is slow to import: only if needed
 
     found = read_numbers(event.text, rules.region, limit=COUNT_LIMIT)
-    numbers = tuple(n for n in found.numbers if n not in (rules.line, event.sender))
+    numbers = tuple(n for n in found.numbers
+                    if n not in (rules.line, event.sender) and n not in opted_out)
     notes = []
     if event.sender in found.numbers:
         notes.append(f"You ({event.sender}) are not invited: you can always call in.")
     if rules.line in found.numbers:
         notes.append(f"{rules.line} is this line's number.")
+    stopped = [n for n in found.numbers if n in opted_out]
+    if stopped:
+        notes.append(f"{', '.join(stopped)} {'has' if len(stopped) == 1 else 'have'} opted "
+                     "out of texts from this line: not invited.")
 
     def refuse(why: str) -> Decision:
         text = " ".join([why, *notes, _how_to(rules) + "."])
@@ -239,17 +461,18 @@ def start(rules: Rules, event: TextReceived, now: float, new_id: str) -> Decisio
         if len(found.not_numbers) > SHOWN_NOT_NUMBERS:
             shown.append(f"and {len(found.not_numbers) - SHOWN_NOT_NUMBERS} more")
         confirmation += " Not phone numbers, ignored: " + "; ".join(shown) + "."
-    confirmation += (" Your next text ends the call and goes to everyone, as does any text you"
-                     " send until the recap.")
+    confirmation += (f" {COMMANDS_LINE} and goes to everyone, as does any text you send"
+                     " until the recap.")
     effects.append(QueueText((event.sender,), confirmation, "confirm", new_id))
     return Decision(STARTED, effects, f"started {new_id}, inviting {len(numbers)}")
 
 
-def forward(conference: Conference, text: str, media: tuple[str, ...] = ()) -> list[Effect]:
-    """The organizer's text to every invitee, unchanged: as few group messages as the group
-    limit allows, and a long text in parts of what Bandwidth takes in one message (at most
-    FORWARD_PARTS; the organizer is told if more was cut). With nothing to forward, the
-    organizer is told so: an empty forward is never silent."""
+def forward(conference: Conference, text: str, media: tuple[str, ...] = (),
+            opted_out: frozenset[str] = frozenset()) -> list[Effect]:
+    """The organizer's text to every invitee (but those who said STOP since), unchanged: as
+    few group messages as the group limit allows, and a long text in parts of what
+    Bandwidth takes in one message (at most FORWARD_PARTS; the organizer is told if more
+    was cut). With nothing to forward, the organizer is told so: never silent."""
     parts = [text[i:i + TEXT_LIMIT] for i in range(0, len(text), TEXT_LIMIT)] if (
         text.strip()) else []
     effects: list[Effect] = []
@@ -257,8 +480,9 @@ def forward(conference: Conference, text: str, media: tuple[str, ...] = ()) -> l
         return [QueueText((conference.organizer,), NOTHING_TO_FORWARD, "notice", conference.id)]
     cut = len(parts) > FORWARD_PARTS
     parts = parts[:FORWARD_PARTS] or [""]
-    for begin in range(0, len(conference.invitees), GROUP_LIMIT):
-        group = conference.invitees[begin:begin + GROUP_LIMIT]
+    invitees = tuple(n for n in conference.invitees if n not in opted_out)
+    for begin in range(0, len(invitees), GROUP_LIMIT):
+        group = invitees[begin:begin + GROUP_LIMIT]
         effects += [QueueText(group, part, "forward", conference.id, media if i == 0 else ())
                     for i, part in enumerate(parts)]
     if cut:
@@ -270,14 +494,14 @@ def forward(conference: Conference, text: str, media: tuple[str, ...] = ()) -> l
 
 
 def end(conference: Conference, closing_text: str, now: float,
-        media: tuple[str, ...] = ()) -> Decision:
+        media: tuple[str, ...] = (), opted_out: frozenset[str] = frozenset()) -> Decision:
     """End an active conference: forward the closing text (and any pictures) to every
     invitee, then complete it on Bandwidth."""
     effects: list[Effect] = [BeginEnding(conference.id, closing_text)]
     if closing_text.strip() or media:
-        effects += forward(conference, closing_text, media)
+        effects += forward(conference, closing_text, media, opted_out)
     else:  # nothing to forward: the invitees still hear the call is over
-        effects += forward(conference, DEFAULT_CLOSING)
+        effects += forward(conference, DEFAULT_CLOSING, opted_out=opted_out)
         effects.append(QueueText((conference.organizer,),
                                  f'{NOTHING_TO_FORWARD} Everyone got "{DEFAULT_CLOSING}"',
                                  "notice", conference.id))
@@ -322,6 +546,15 @@ def on_invite_refused(conference: Conference | None, numbers: tuple[str, ...],
     )])
 
 
+def on_call_refused(conference: Conference | None, number: str, detail: str) -> Decision:
+    """A RING that Bandwidth would not place: tell the organizer, once."""
+    if conference is None:
+        return Decision(IGNORED)
+    return Decision(TOLD, [QueueText((conference.organizer,),
+                                     f"Could not ring {number}: {detail}"[:TEXT_LIMIT],
+                                     "notice", conference.id)])
+
+
 def on_completion_refused(conference: Conference | None, detail: str) -> Decision:
     """Bandwidth refused for good to end the call: the callers stay on it until they hang
     up. Tell the organizer, once."""
@@ -353,14 +586,23 @@ def on_member_joined(conference: Conference | None, event: MemberJoined) -> Deci
                     f"{event.caller} joined {conference.id} (call {event.call_id})")
 
 
-def on_member_left(conference: Conference | None, event: MemberLeft) -> Decision:
+def on_member_left(rules: Rules, conference: Conference | None,
+                   event: MemberLeft) -> Decision:
+    """A caller left. With `end_when_organizer_leaves`, the organizer hanging up ends the
+    call as if they had texted the default closing text."""
     if conference is None:
         return Decision(IGNORED)
     if conference.status == ENDED and all(m.call_id != event.call_id
                                           for m in conference.members):
         return Decision(IGNORED)  # a stray leave must not add a caller to a finished record
-    return Decision(LEFT, [RecordLeave(event.call_id, event.time, conference.id, event.caller)],
-                    f"{event.caller} left {conference.id} (call {event.call_id})")
+    left = RecordLeave(event.call_id, event.time, conference.id, event.caller)
+    detail = f"{event.caller} left {conference.id} (call {event.call_id})"
+    if (rules.end_when_organizer_leaves and conference.status == ACTIVE
+            and event.caller == conference.organizer):
+        ending = end(conference, DEFAULT_CLOSING, event.time)
+        return Decision(ENDS, [left, *ending.effects],
+                        f"{detail}: the organizer left, so it ends")
+    return Decision(LEFT, [left], detail)
 
 
 def on_disconnect(event: CallDisconnected) -> Decision:
@@ -395,6 +637,17 @@ def answer(rules: Rules, caller: str, line: str,
     """The conference a call to `line` joins; None to refuse it (a call to another number
     on the same Bandwidth application is not ours to answer with a conference)."""
     return choose(conferences, caller) if line == rules.line else None
+
+
+def answer_dialled(callee: str, tag: str | None, machine: str,
+                   conferences: list[Conference]) -> tuple[str, Conference | None]:
+    """What a call RING placed does once answered: "join" its conference (named by the
+    call's tag) while it is active; "voicemail" when a machine answered (it must not be put
+    into the conference); else "over"."""
+    if machine == "answering-machine":
+        return "voicemail", None
+    chosen = next((c for c in conferences if c.id == tag and c.may_join(callee)), None)
+    return ("join", chosen) if chosen is not None else ("over", None)
 
 
 def choose(conferences: list[Conference], caller: str) -> Conference | None:

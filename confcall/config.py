@@ -72,6 +72,8 @@ KEYS: tuple[Key, ...] = (
         choices=("normal", "full")),
     Key("conference.max_invites", "int", (), 10, minimum=1, maximum=19),
     Key("conference.default_region", "region", (), "US"),
+    Key("conference.end_when_organizer_leaves", "bool", (), False,
+        help="end the call when its organizer, who was on it, hangs up"),
     Key("outbox.concurrency", "int", (), 10, minimum=1, maximum=100),
     Key("outbox.max_retry_delay", "int", (), 300, minimum=1),
     Key("outbox.request_timeout", "int", (), 10, minimum=1, maximum=120),
@@ -159,6 +161,7 @@ class Config:
     retain_days: int
     synchronous: str
     max_invites: int
+    end_when_organizer_leaves: bool
     default_region: str
     outbox_concurrency: int
     max_retry_delay: float
@@ -479,6 +482,7 @@ def load_config(
         retain_days=values["store.retain_days"],
         synchronous=values["store.synchronous"],
         max_invites=values["conference.max_invites"],
+        end_when_organizer_leaves=values["conference.end_when_organizer_leaves"],
         default_region=region,
         outbox_concurrency=values["outbox.concurrency"],
         max_retry_delay=float(values["outbox.max_retry_delay"]),

@@ -54,6 +54,19 @@ class CallInitiated(Event):
 
 
 @dataclass(frozen=True)
+class CallAnswered(Event):
+    """Someone answered a call confcall placed (RING): `callee` picked up, or their voicemail
+    did (`machine`: Bandwidth's machine detection result, e.g. "human",
+    "answering-machine"; empty when it gave none)."""
+
+    call_id: str
+    callee: str
+    line: str
+    tag: str | None
+    machine: str
+
+
+@dataclass(frozen=True)
 class CallDisconnected(Event):
     call_id: str
     cause: str
@@ -263,6 +276,24 @@ def _initiate(body: _Fields, kind: str) -> Event:
     )
 
 
+def _answer(body: _Fields, kind: str) -> Event:
+    call_id = body.text("callId")
+    when = body.text("eventTime")
+    detected = body.data.get("machineDetectionResult")
+    machine = ""
+    if isinstance(detected, dict) and isinstance(detected.get("value"), str):
+        machine = detected["value"][:40]
+    return CallAnswered(
+        key=f"v:{kind}:{call_id}:{when}",
+        time=parse_time(when),
+        call_id=call_id,
+        callee=body.text("to"),
+        line=body.text("from"),
+        tag=body.optional("tag"),
+        machine=machine,
+    )
+
+
 def _disconnect(body: _Fields, kind: str) -> Event:
     call_id = body.text("callId")
     when = body.text("eventTime")
@@ -276,6 +307,7 @@ def _disconnect(body: _Fields, kind: str) -> Event:
 
 VOICE_PARSERS: dict[str, Callable[[_Fields, str], Event]] = {
     "initiate": _initiate,
+    "answer": _answer,
     "disconnect": _disconnect,
     "conferenceCreated": _conference(ConferenceCreated),
     "conferenceMemberJoin": _conference(MemberJoined),
@@ -315,6 +347,15 @@ class InviteRefused(Event):
     conference_id: str
     numbers: tuple[str, ...]
     status: int
+
+
+@dataclass(frozen=True)
+class CallRefused(Event):
+    """Bandwidth refused for good to place a call (RING)."""
+
+    conference_id: str
+    number: str
+    detail: str
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,10 @@ from enum import Enum
 from typing import Any
 
 from confcall import conference as cc
-from confcall.conference import Conference, Decision, Rules
+from confcall.conference import Decision, Rules
 from confcall.events import (
     CallDisconnected,
+    CallRefused,
     CompletionRefused,
     ConferenceCompleted,
     ConferenceCreated,
@@ -30,18 +31,21 @@ class Reads(Enum):
     """What a decision needs from the store besides its event."""
 
     NOTHING = "nothing"
-    SENDERS_CONFERENCE = "the sender's active or ending conference, if an organizer"
+    SENDER = ("a Sender: an organizer's active or ending conference, and who said STOP"
+              " (both only for an organizer)")
     NAMED_CONFERENCE = "the conference the event names (its tag, else its name)"
     CONFERENCE = "the conference with the event's conference_id"
 
 
-Decide = Callable[[Rules, Any, "Conference | None", float, str], Decision]
+Decide = Callable[[Rules, Any, Any, float, str], Decision]
 
 
 @dataclass(frozen=True)
 class Entry:
     reads: Reads
-    decide: Decide  # (rules, event, what was read, now, a fresh conference id) -> Decision
+    # (rules, event, what was read: a Conference or None, or a Sender; now, a fresh
+    # conference id) -> Decision
+    decide: Decide
     line: Callable[[Any, Decision], str | None]  # the INFO line for the log, if any
 
 
@@ -55,7 +59,7 @@ def _text(event: TextReceived, decision: Decision) -> str:
 
 REGISTRY: dict[type[Event], Entry] = {
     TextReceived: Entry(
-        Reads.SENDERS_CONFERENCE,
+        Reads.SENDER,
         lambda rules, event, found, now, new_id: cc.on_text(rules, event, found, now, new_id),
         _text),
     TextStatus: Entry(
@@ -70,7 +74,8 @@ REGISTRY: dict[type[Event], Entry] = {
         lambda rules, event, found, now, new_id: cc.on_member_joined(found, event), _detail),
     MemberLeft: Entry(
         Reads.NAMED_CONFERENCE,
-        lambda rules, event, found, now, new_id: cc.on_member_left(found, event), _detail),
+        lambda rules, event, found, now, new_id: cc.on_member_left(rules, found, event),
+        _detail),
     CallDisconnected: Entry(
         Reads.NOTHING, lambda rules, event, found, now, new_id: cc.on_disconnect(event),
         _detail),
@@ -86,6 +91,10 @@ REGISTRY: dict[type[Event], Entry] = {
         Reads.CONFERENCE,
         lambda rules, event, found, now, new_id: cc.on_invite_refused(
             found, event.numbers, event.status), _detail),
+    CallRefused: Entry(
+        Reads.CONFERENCE,
+        lambda rules, event, found, now, new_id: cc.on_call_refused(
+            found, event.number, event.detail), _detail),
     CompletionRefused: Entry(
         Reads.CONFERENCE,
         lambda rules, event, found, now, new_id: cc.on_completion_refused(found, event.detail),

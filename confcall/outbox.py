@@ -14,8 +14,9 @@ from confcall.bandwidth import BandwidthClient
 from confcall.conference import Rules
 from confcall.config import Config
 from confcall.errors import BandwidthError, BandwidthUnavailable, StoreUnavailable
-from confcall.events import CompletionRefused, Event, InviteRefused, RecapDue
+from confcall.events import CallRefused, CompletionRefused, Event, InviteRefused, RecapDue
 from confcall.store import (
+    CALL,
     COMPLETE,
     DONE,
     FAILED,
@@ -37,6 +38,7 @@ FIRST_RETRY = 1.0  # seconds; doubles with each attempt up to config.max_retry_d
 IDLE_POLL = 1.0
 PRUNE_EVERY = 3600.0
 REPLAY_DAYS = 2  # Bandwidth redelivers a messaging callback for 24 h: keep identities longer
+CALLS_PER_SECOND = 1.0  # RING places calls no faster: Bandwidth's default rate
 STORAGE_RETRY = (0.5, 30.0)  # first and longest pause while the database cannot be written
 
 
@@ -74,6 +76,7 @@ class Outbox:
         self._problem: str | None = None  # why the outbox is not moving, logged once
         self._stalled_since: float | None = None
         self._closing: asyncio.Task[None] | None = None
+        self._next_call = 0.0  # loop time the next call may be placed
 
     def wake(self) -> None:
         """New rows were committed: look now rather than at the next poll."""
@@ -221,6 +224,8 @@ class Outbox:
         self._wake.set()
 
     async def _attempt(self, row: OutboxRow) -> Settlement:
+        if row.kind == TEXT and not row.recipients:
+            return Settlement(row, DONE, "not sent: every recipient said STOP")
         if row.kind == TEXT:
             application_id = (self.config.bandwidth.messaging_application_id
                               or row.application_id or "")
@@ -229,6 +234,8 @@ class Outbox:
                 tag=str(row.id), media=list(row.media),
             )
             return Settlement(row, SENT, message_id=message_id)
+        if row.kind == CALL:
+            return await self._call(row)
         if row.kind == COMPLETE:
             note = await self._complete(row)
             # nothing completed, so no conferenceCompleted will come: close it now, as
@@ -236,6 +243,28 @@ class Outbox:
             return Settlement(row, DONE, note, event=self._recap_due(row) if note else None)
         return Settlement(row, DONE, event=self._recap_due(  # RECAP: the wait ran out
             row, "Bandwidth said nothing of its end in time"))
+
+    async def _call(self, row: OutboxRow) -> Settlement:
+        """RING one number: place the call (at most CALLS_PER_SECOND, Bandwidth's default
+        rate), answered by /callbacks/voice/answer."""
+        application_id = self.config.bandwidth.voice_application_id
+        if not application_id:
+            detail = ("bandwidth.voice_application_id is not set: confcall cannot place "
+                      "calls without it")
+            return Settlement(row, FAILED, detail, event=CallRefused(
+                key="", time=self.clock(), conference_id=row.conference_id or "",
+                number=row.recipients[0], detail=detail))
+        loop = asyncio.get_running_loop()
+        start_at, self._next_call = self._next_call, max(loop.time(), self._next_call) + (
+            1 / CALLS_PER_SECOND)
+        if start_at > loop.time():
+            await asyncio.sleep(start_at - loop.time())
+        call_id = await self.client.create_call(
+            to=row.recipients[0], application_id=application_id,
+            answer_url=self.config.callback_url("/callbacks/voice/answer"),
+            disconnect_url=self.config.callback_url("/callbacks/voice/status"),
+            tag=row.conference_id or "", credentials=self.config.server.callback_auth)
+        return Settlement(row, SENT, message_id=call_id)
 
     def _recap_due(self, row: OutboxRow, why: str = "") -> RecapDue | None:
         if row.conference_id is None:
@@ -286,6 +315,10 @@ class Outbox:
         if row.purpose == "invite":
             return InviteRefused(key="", time=self.clock(), conference_id=row.conference_id,
                                  numbers=row.recipients, status=exc.status)
+        if row.kind == CALL:
+            return CallRefused(key="", time=self.clock(), conference_id=row.conference_id,
+                               number=row.recipients[0],
+                               detail=f"Bandwidth answered {exc.status}: {exc.body[:500]}")
         if row.kind == COMPLETE:
             return CompletionRefused(key="", time=self.clock(),
                                      conference_id=row.conference_id,
@@ -306,8 +339,8 @@ class Outbox:
             if item.status == SENT:
                 log.info("text %d (%s) sent to %s", row.id, row.purpose, ", ".join(row.recipients))
             elif item.status == FAILED:
-                log.error("outbox row %d (%s) failed for good: Bandwidth answered %s",
-                          row.id, row.kind, (item.detail or "").split(":", 1)[0])
+                log.error("outbox row %d (%s) failed for good: %s", row.id, row.kind,
+                          (item.detail or "")[:200])
             elif item.status == DONE and row.kind == COMPLETE:
                 log.info("conference %s: %s", row.conference_id,
                          item.detail or "completed on Bandwidth")

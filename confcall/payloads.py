@@ -101,6 +101,19 @@ def initiate(*, call: str, caller: str, line: str, account_id: str, application_
                  application_id=application_id, voice_api_url=voice_api_url)
 
 
+def answer(*, call: str, callee: str, line: str, account_id: str, application_id: str,
+           voice_api_url: str, tag: str | None, machine: str = "human") -> dict[str, Any]:
+    """An `answer` callback: `callee` picked up a call placed from `line` (with the result
+    of Bandwidth's machine detection)."""
+    body = _call("answer", call=call, caller=line, line=callee, account_id=account_id,
+                 application_id=application_id, voice_api_url=voice_api_url)
+    body.update(direction="outbound", answerTime=body["eventTime"],
+                machineDetectionResult={"value": machine, "duration": "PT1.5S"})
+    if tag is not None:
+        body["tag"] = tag
+    return body
+
+
 def disconnect(*, call: str, caller: str, line: str, account_id: str, application_id: str,
                voice_api_url: str, cause: str = "hangup") -> dict[str, Any]:
     """A `disconnect` callback: the call ended."""

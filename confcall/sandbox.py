@@ -54,6 +54,7 @@ class Sandbox:
         self.messages: list[dict[str, Any]] = []
         self.conferences: dict[str, SandboxConference] = {}
         self.calls: dict[str, tuple[str, str]] = {}  # call id -> (caller, line) in a conference
+        self.placed: list[dict[str, Any]] = []  # the calls confcall placed (RING)
         self._outgoing: asyncio.Queue[tuple[str, Any, str | None]] = (
             asyncio.Queue()
         )
@@ -92,11 +93,14 @@ class Sandbox:
     # --- the call engine: what Bandwidth does with the BXML we answer ----------------------
 
     def call_answered(self, call: dict[str, Any], document: str) -> None:
-        """An initiate callback was answered: act on its <Conference>, if any."""
+        """An initiate callback (a call in) or an answer callback (a call confcall placed)
+        was answered: act on its <Conference>, if any."""
         found = bxml.conference_verb(document)
         if found is None:
             return
         name, verb = found
+        if call.get("eventType") == "answer":  # placed by confcall: the member is the callee
+            call = {**call, "from": call["to"], "to": call["from"]}
         running = next((c for c in self.conferences.values()
                         if c.name == name and c.completed is None), None)
         if running is None:
@@ -160,6 +164,32 @@ class Sandbox:
                 kind="message-delivered", message=message, recipient=recipient,
                 description="Message delivered to handset."), self._server_auth())
         return web.json_response(message, status=202)
+
+    async def create_call(self, request: web.Request) -> web.Response:
+        """Place a call (RING): the callee answers at once, a person (not a voicemail), and
+        confcall's answerUrl is asked what to do, as Bandwidth would after its machine
+        detection."""
+        body = await _json(request)
+        problems = schema.problems("createCall", body)
+        if problems:
+            return _error(400, "validation", "; ".join(problems))
+        call = payloads.call_id()
+        bandwidth = self.config.bandwidth
+        placed = {
+            "applicationId": body["applicationId"], "accountId": bandwidth.account_id,
+            "callId": call, "to": body["to"], "from": body["from"],
+            "callUrl": f"{bandwidth.voice_api_url}/accounts/{bandwidth.account_id}/calls/{call}",
+            "answerUrl": body["answerUrl"], "answerMethod": "POST",
+            "disconnectMethod": "POST", "tag": body.get("tag"),
+        }
+        self.placed.append(placed)
+        username, password = body.get("username"), body.get("password")
+        auth = basic_auth(username, password) if username and password else None
+        self._post(body["answerUrl"], payloads.answer(
+            call=call, callee=body["to"], line=body["from"], account_id=bandwidth.account_id,
+            application_id=body["applicationId"], voice_api_url=bandwidth.voice_api_url,
+            tag=body.get("tag")), auth)
+        return web.json_response(placed, status=201)
 
     async def list_conferences(self, request: web.Request) -> web.Response:
         name = request.query.get("name")
@@ -258,9 +288,11 @@ async def call_engine(request: web.Request, handler: Handler) -> web.StreamRespo
     response = await handler(request)
     if request.method != "POST" or response.status >= 300:
         return response
-    if request.path == "/callbacks/voice/initiate" and isinstance(response, web.Response):
+    if request.path in ("/callbacks/voice/initiate", "/callbacks/voice/answer") and isinstance(
+            response, web.Response):
         call = await _json(request)
-        if response.text and isinstance(call, dict) and call.get("eventType") == "initiate":
+        if response.text and isinstance(call, dict) and call.get("eventType") in (
+                "initiate", "answer"):
             request.app[SANDBOX].call_answered(call, response.text)
     elif request.path == "/callbacks/voice/status":
         call = await _json(request)
@@ -289,6 +321,7 @@ def install(app: web.Application) -> None:
     sub.router.add_post(f"/messaging/api/v2/users/{account}/messages", sandbox.create_message)
     sub.router.add_get(f"/voice/api/v2/accounts/{account}/conferences",
                        sandbox.list_conferences)
+    sub.router.add_post(f"/voice/api/v2/accounts/{account}/calls", sandbox.create_call)
     sub.router.add_post(f"/voice/api/v2/accounts/{account}/conferences/{{conference}}",
                         sandbox.update_conference)
     sub.router.add_get(f"/account/api/accounts/{account}/applications/{{application}}",

@@ -77,16 +77,25 @@ class Poster:
             application_id=self.config.bandwidth.messaging_application_id or "simulated")
         return await self.post("/callbacks/messaging", body)
 
-    async def call(self, caller: str, line: str, *, hangup: bool = False) -> CallOutcome:
-        """An inbound call. Against a live server this also posts the conference events
-        Bandwidth would send; a sandbox server's own fake Bandwidth sends those itself."""
+    async def call(self, caller: str, line: str, *, hangup: bool = False,
+                   dialled_for: str | None = None, machine: str = "human") -> CallOutcome:
+        """An inbound call; or, with `dialled_for` (a conference), `caller` answering a call
+        RING placed for it (`machine`: what Bandwidth's machine detection found). Against a
+        live server this also posts the conference events Bandwidth would send; a sandbox
+        server's own fake Bandwidth sends those itself."""
         bandwidth = self.config.bandwidth
         call = payloads.call_id()
         ids = {"call": call, "caller": caller, "line": line,
                "account_id": bandwidth.account_id,
                "application_id": bandwidth.voice_application_id or "simulated",
                "voice_api_url": bandwidth.voice_api_url}
-        answer = await self.post("/callbacks/voice/initiate", payloads.initiate(**ids))
+        if dialled_for is None:
+            answer = await self.post("/callbacks/voice/initiate", payloads.initiate(**ids))
+        else:
+            answer = await self.post("/callbacks/voice/answer", payloads.answer(
+                call=call, callee=caller, line=line, account_id=bandwidth.account_id,
+                application_id=ids["application_id"], voice_api_url=bandwidth.voice_api_url,
+                tag=dialled_for, machine=machine))
         if answer.status != 200:
             return CallOutcome(call, answer, None, False)
         conference = joined_conference(answer.body)

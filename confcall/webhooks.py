@@ -22,6 +22,7 @@ from confcall.conference import Decision
 from confcall.errors import StoreUnavailable
 from confcall.events import (
     BadEvent,
+    CallAnswered,
     CallInitiated,
     Event,
     TextReceived,
@@ -184,6 +185,27 @@ async def initiate(request: web.Request) -> web.Response:
     ))
 
 
+async def answered(request: web.Request) -> web.Response:
+    """POST /callbacks/voice/answer: someone answered a call RING placed. A person joins
+    the conference it was placed for, while that is active; a voicemail hears how to join
+    and is hung up on. Reads only, like an inbound call."""
+    event = parse_voice(await read_json(request))
+    if not isinstance(event, CallAnswered):
+        return _bxml(bxml.empty())
+    config = request.app[CONFIG]
+    what, chosen = conference.answer_dialled(event.callee, event.tag, event.machine,
+                                             request.app[STORE].joinable(event.callee))
+    if what == "voicemail":
+        log.info("call %s to %s: a voicemail answered", event.call_id, event.callee)
+        return _bxml(bxml.voicemail(request.app[RULES].line))
+    if chosen is None:
+        return _bxml(bxml.over())
+    return _bxml(bxml.join_conference(
+        chosen.id, config.callback_url("/callbacks/voice/conference"), chosen.id,
+        config.server.callback_auth,
+    ))
+
+
 async def voice_event(request: web.Request) -> web.Response:
     """POST /callbacks/voice/conference and /callbacks/voice/status: conference and call
     events. Each is applied once, however often Bandwidth delivers it."""
@@ -277,6 +299,7 @@ async def callback_auth(request: web.Request, handler: Handler) -> web.StreamRes
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/callbacks/messaging", messaging)
     app.router.add_post("/callbacks/voice/initiate", initiate)
+    app.router.add_post("/callbacks/voice/answer", answered)
     app.router.add_post("/callbacks/voice/conference", voice_event)
     app.router.add_post("/callbacks/voice/status", voice_event)
     app.router.add_get("/healthz", healthz)

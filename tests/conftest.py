@@ -25,6 +25,7 @@ ORGANIZER = "+12015550101"
 OTHER_ORGANIZER = "+12015550102"
 STRANGER = "+12015550199"
 APPLICATION_ID = "93de2206-9669-4e07-948d-329f4b722ee2"
+VOICE_APPLICATION_ID = "04e88489-df02-4e34-a0ee-27a91849555f"
 
 
 def invitees(count: int, start: int = 110) -> list[str]:
@@ -160,6 +161,7 @@ def live_config(tmp_path: Path, fake: FakeBandwidth, **overrides: Any) -> Config
         "bandwidth.username": USERNAME,
         "bandwidth.password": PASSWORD,
         "bandwidth.phone_number": LINE,
+        "bandwidth.voice_application_id": VOICE_APPLICATION_ID,
         "organizers.numbers": [ORGANIZER, OTHER_ORGANIZER],
         "server.public_url": "https://confcall.example.com",
         "store.path": str(tmp_path / "confcall.db"),

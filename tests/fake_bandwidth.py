@@ -64,6 +64,8 @@ class FakeBandwidth:
     faults: list[Fault] = field(default_factory=list)
     refuse_numbers: set[str] = field(default_factory=set)
     conferences: list[dict[str, Any]] = field(default_factory=list)
+    placed: list[dict[str, Any]] = field(default_factory=list)  # createCall bodies (RING)
+    call_arrivals: list[float] = field(default_factory=list)  # when each of `placed` came
     applications: dict[str, str] = field(default_factory=dict)
     # account API writes (`confcall setup`): (application id, body) of each PUT, as sent
     application_updates: list[tuple[str, str]] = field(default_factory=list)
@@ -118,6 +120,7 @@ class FakeBandwidth:
                            name="lookup")
         app.router.add_post(f"/voice/api/v2/accounts/{acct}/conferences/{{id}}",
                             self._conference, name="conference")
+        app.router.add_post(f"/voice/api/v2/accounts/{acct}/calls", self._calls, name="calls")
         app.router.add_get(f"/account/api/accounts/{acct}/applications/{{id}}",
                            self._application, name="application")
         # where a redirect from the messaging API leads: answers any GET with a message
@@ -205,6 +208,24 @@ class FakeBandwidth:
         answer.pop("media", None)
         answer.pop("expiration", None)
         return web.json_response(answer, status=202)
+
+    async def _calls(self, request: web.Request) -> web.Response:
+        """createCall: recorded, answered with Bandwidth's createCallResponse."""
+        body = await request.json()
+        if self._check("createCall", body, request.path):
+            return web.json_response(fixture("error.voiceInternalServerError.json"), status=400)
+        self.placed.append(body)
+        self.call_arrivals.append(request[ARRIVED])
+        call_id = f"c-{uuid.uuid4()}"
+        answer = {"applicationId": body["applicationId"], "accountId": self.account_id,
+                  "callId": call_id, "to": body["to"], "from": body["from"],
+                  "callUrl": f"{self.base}/voice/api/v2/accounts/{self.account_id}/calls/"
+                             f"{call_id}",
+                  "answerUrl": body["answerUrl"], "answerMethod": "POST",
+                  "disconnectMethod": "POST", "tag": body.get("tag")}
+        problems = schema.problems("createCallResponse", answer)
+        assert not problems, problems
+        return web.json_response(answer, status=201)
 
     async def _lookup(self, request: web.Request) -> web.Response:
         name = request.query.get("name", "")

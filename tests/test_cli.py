@@ -84,7 +84,8 @@ def applications(fake: FakeBandwidth, public_url: str, *, creds: bool = True,
 
 
 @pytest.mark.parametrize("command", ["serve", "check", "setup", "simulate-text",
-                                     "simulate-call", "status", "history", "end"])
+                                     "simulate-call", "status", "history", "end", "ring",
+                                     "add", "backup", "restore"])
 def test_every_command_has_help_with_an_example(command: str) -> None:
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0

@@ -45,7 +45,7 @@ def created(name: str = "confcall-1") -> ConferenceCreated:
 
 
 def test_start() -> None:
-    effects = cc.on_text(RULES, text(ORG, f"{A}, {B} and {LINE} x"), None, NOW,
+    effects = cc.on_text(RULES, text(ORG, f"{A}, {B} and {LINE} x"), cc.Sender(), NOW,
                          "confcall-new").effects
     assert effects[0] == StartConference(Conference("confcall-new", ORG, ACTIVE, (A, B), NOW))
     assert effects[1:3] == [
@@ -68,7 +68,7 @@ def test_start() -> None:
     ("+1 555 555 0100, " * (cc.COUNT_LIMIT + 1), "Too many numbers: you sent more than 100"),
 ])
 def test_refusals_create_nothing(body: str, start: str) -> None:
-    [reply] = cc.on_text(RULES, text(ORG, body), None, NOW, "id").effects
+    [reply] = cc.on_text(RULES, text(ORG, body), cc.Sender(), NOW, "id").effects
     assert isinstance(reply, QueueText)
     assert reply.to == (ORG,) and reply.purpose == "refuse"
     assert reply.text.startswith(start)
@@ -76,12 +76,12 @@ def test_refusals_create_nothing(body: str, start: str) -> None:
 
 def test_duplicates_and_the_line_do_not_count_against_the_invites() -> None:
     [start, *_] = cc.on_text(RULES, text(ORG, f"{A} {A} ({LINE[2:5]}) {LINE[5:8]}-{LINE[8:]} "
-                                              f"{B} {C} {C}"), None, NOW, "id").effects
+                                              f"{B} {C} {C}"), cc.Sender(), NOW, "id").effects
     assert start == StartConference(Conference("id", ORG, ACTIVE, (A, B, C), NOW))
 
 
 def test_the_organizer_and_the_line_are_not_invited_and_the_confirmation_says_so() -> None:
-    decision = cc.on_text(RULES, text(ORG, f"{A} {ORG} {LINE}"), None, NOW, "id")
+    decision = cc.on_text(RULES, text(ORG, f"{A} {ORG} {LINE}"), cc.Sender(), NOW, "id")
     assert decision.outcome == cc.STARTED
     start, invite, confirmation = decision.effects
     assert isinstance(start, StartConference) and start.conference.invitees == (A,)
@@ -92,7 +92,8 @@ def test_the_organizer_and_the_line_are_not_invited_and_the_confirmation_says_so
 
 
 def test_texts_while_ending_go_to_the_same_people() -> None:
-    decision = cc.on_text(RULES, text(ORG, "notes are in the doc"), conf(ENDING), NOW, "id")
+    decision = cc.on_text(RULES, text(ORG, "notes are in the doc"), cc.Sender(conf(ENDING)), NOW,
+                          "id")
     assert decision.outcome == cc.FORWARDED
     assert decision.effects == [QueueText((A, B, C), "notes are in the doc", "forward",
                                           "confcall-1")]
@@ -101,7 +102,7 @@ def test_texts_while_ending_go_to_the_same_people() -> None:
 @pytest.mark.parametrize(("state", "outcome"), [(conf(), cc.ENDS), (conf(ENDING), cc.FORWARDED)])
 def test_a_picture_alone_is_forwarded(state: Conference, outcome: str) -> None:
     picture = replace(text(ORG, ""), media=("https://messaging.bandwidth.com/media/p.jpg",))
-    decision = cc.on_text(RULES, picture, state, NOW, "id")
+    decision = cc.on_text(RULES, picture, cc.Sender(state), NOW, "id")
     assert decision.outcome == outcome
     [forward] = [e for e in decision.effects if isinstance(e, QueueText)
                  and e.purpose == "forward"]
@@ -109,12 +110,12 @@ def test_a_picture_alone_is_forwarded(state: Conference, outcome: str) -> None:
 
 
 def test_an_empty_end_text_is_never_silent() -> None:
-    decision = cc.on_text(RULES, text(ORG, "  "), conf(), NOW, "id")
+    decision = cc.on_text(RULES, text(ORG, "  "), cc.Sender(conf()), NOW, "id")
     sent = [(e.to, e.purpose, e.text) for e in decision.effects if isinstance(e, QueueText)]
     assert ((A, B, C), "forward", cc.DEFAULT_CLOSING) in sent
     assert [t for to, purpose, t in sent if purpose == "notice" and to == (ORG,)] == [
         f'{cc.NOTHING_TO_FORWARD} Everyone got "{cc.DEFAULT_CLOSING}"']
-    quiet = cc.on_text(RULES, text(ORG, ""), conf(ENDING), NOW, "id")
+    quiet = cc.on_text(RULES, text(ORG, ""), cc.Sender(conf(ENDING)), NOW, "id")
     assert quiet.effects == [QueueText((ORG,), cc.NOTHING_TO_FORWARD, "notice", "confcall-1")]
 
 
@@ -127,7 +128,7 @@ def test_a_closing_text_is_forwarded_in_at_most_four_parts_and_the_rest_is_said(
 
 
 def test_strangers_get_nothing() -> None:
-    decision = cc.on_text(RULES, text(A, f"{B} {C}"), None, NOW, "id")
+    decision = cc.on_text(RULES, text(A, f"{B} {C}"), cc.Sender(), NOW, "id")
     assert (decision.outcome, decision.effects) == (cc.NOT_ORGANIZER, [])
 
 
@@ -141,7 +142,7 @@ def test_strangers_get_nothing() -> None:
                                                  QueueRecapTimer("confcall-1", NOW + 60)]),
 ])
 def test_end(state: Conference, expected_tail: list[object]) -> None:
-    effects = cc.on_text(RULES, text(ORG, "bye"), state, NOW, "unused").effects
+    effects = cc.on_text(RULES, text(ORG, "bye"), cc.Sender(state), NOW, "unused").effects
     assert effects[0] == BeginEnding("confcall-1", "bye")
     assert effects[1] == QueueText((A, B, C), "bye", "forward", "confcall-1")
     tail = [e for e in effects[2:] if not (isinstance(e, QueueText) and e.purpose == "recap")]
@@ -213,7 +214,7 @@ def test_a_closing_text_longer_than_bandwidth_takes_goes_in_parts() -> None:
 
 def test_the_confirmation_quotes_at_most_five_stray_parts() -> None:
     body = f"{A}, " + ", ".join(f"word{i}" for i in range(40))
-    effects = cc.on_text(RULES, text(ORG, body), None, NOW, "id").effects
+    effects = cc.on_text(RULES, text(ORG, body), cc.Sender(), NOW, "id").effects
     [confirmation] = [e for e in effects if isinstance(e, QueueText) and e.purpose == "confirm"]
     assert "word4; and 35 more." in confirmation.text
     assert "word5" not in confirmation.text
@@ -222,7 +223,7 @@ def test_the_confirmation_quotes_at_most_five_stray_parts() -> None:
 def test_texts_and_calls_to_another_number_are_not_ours() -> None:
     other = TextReceived(key="k", time=NOW, message_id="m", sender=ORG, line="+12015550150",
                          text=f"{A} {B}", application_id="app")
-    decision = cc.on_text(RULES, other, None, NOW, "id")
+    decision = cc.on_text(RULES, other, cc.Sender(), NOW, "id")
     assert (decision.outcome, decision.effects) == (cc.OTHER_LINE, [])
     assert cc.answer(RULES, A, "+12015550150", [conf()]) is None
     assert cc.answer(RULES, A, LINE, [conf()]) == conf()

@@ -53,7 +53,7 @@ def test_status_for_each_recipient_of_a_group_is_its_own_event() -> None:
     ("conferenceMemberExit", events.MemberLeft),
     ("conferenceCompleted", events.ConferenceCompleted),
     ("conferenceRedirect", events.Unused),
-    ("answer", events.Unused),
+    ("answer", events.CallAnswered),
 ])
 def test_voice_events(kind: str, cls: type) -> None:
     assert isinstance(parse_voice(fixture(f"voice-callback.{kind}.json")), cls)

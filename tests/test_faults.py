@@ -446,7 +446,8 @@ def a_database_with_pages(path: Path) -> None:
         for i in range(300):
             text = TextReceived(key=f"m:{i}", time=0.0, message_id=str(i), sender=ORGANIZER,
                                 line=LINE, text=" ".join(invitees(10)), application_id="app")
-            started = conference.on_text(rules, text, None, float(i), f"conf-{i}").effects
+            started = conference.on_text(rules, text, conference.Sender(), float(i),
+                                         f"conf-{i}").effects
             store.apply(started, float(i), "app")
             active = store.reads.active_conference(ORGANIZER)
             assert active is not None

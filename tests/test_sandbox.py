@@ -126,3 +126,31 @@ async def test_sandbox_rejects_requests_that_break_bandwidths_schema(sandbox: Te
         url = sandbox.make_url("/sandbox/voice/api/v2/accounts/sandbox/conferences/nope")
         async with http.post(url, json={"status": "completed"}) as answer:
             assert answer.status == 404
+
+
+async def test_ring_in_the_sandbox_calls_and_the_callee_joins(tmp_path: Path) -> None:
+    """The sandbox places the call and answers it, as a person would: the whole RING path
+    runs without an account."""
+    from aiohttp.test_utils import TestClient
+
+    port = unused_port()
+    config = load_config(None, {}, {"server.port": port, "store.path": str(tmp_path / "r.db")})
+    async with TestClient(TestServer(create_app(config), port=port)) as client:
+        app = client.app
+        assert app is not None
+
+        async def text(body: str) -> None:
+            answer = await client.post("/callbacks/messaging", json=inbound_text(
+                SANDBOX_ORGANIZER, body, line=SANDBOX_PHONE_NUMBER))
+            assert answer.status == 200
+
+        await text(f"{A} {B}")
+        await wait_for(lambda: len(app[SANDBOX].messages) == 3)
+        await text("RING")
+        store = app[STORE].reads
+        name = store.active_conference(SANDBOX_ORGANIZER).id
+        await wait_for(lambda: {m.number for m in store.conference(name).members} == {A, B},
+                       timeout=8)
+        assert [call["to"] for call in app[SANDBOX].placed] == [A, B]
+        conference = next(iter(app[SANDBOX].conferences.values()))
+        assert set(conference.members.values()) == {A, B}

@@ -71,13 +71,15 @@ def test_joinable_follows_every_change_to_a_conference(tmp_path: Path) -> None:
     assert store.joinable("+12015550123") == []
 
     with pytest.raises(RuntimeError), store.transaction():
-        store.apply(conference.on_text(rules, start, None, 1.0, "conf-a").effects, 1.0, "app")
+        started = conference.on_text(rules, start, conference.Sender(), 1.0, "conf-a")
+        store.apply(started.effects, 1.0, "app")
         assert [c.id for c in store.joinable("+12015550123")] == ["conf-a"]
         raise RuntimeError("crash halfway")
     assert store.joinable("+12015550123") == []  # the undone start is not remembered
 
     with store.transaction():
-        store.apply(conference.on_text(rules, start, None, 2.0, "conf-b").effects, 2.0, "app")
+        started = conference.on_text(rules, start, conference.Sender(), 2.0, "conf-b")
+        store.apply(started.effects, 2.0, "app")
     assert [c.id for c in store.joinable("+12015550123")] == ["conf-b"]
     assert [c.id for c in store.joinable("+12015550101")] == ["conf-b"]  # the organizer
     assert store.joinable("+12015550199") == []

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from confcall.store.model import (
+    CALL,
     COMPLETE,
     DONE,
     FAILED,
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from confcall.events import Event
     from confcall.handle import Entry
 
-__all__ = ["COMPLETE", "DONE", "FAILED", "PENDING", "RECAP", "RETRY", "SENT", "TEXT",
+__all__ = ["CALL", "COMPLETE", "DONE", "FAILED", "PENDING", "RECAP", "RETRY", "SENT", "TEXT",
            "Delivery", "OutboxRow", "Reader", "Settlement", "Store", "open_reader",
            "open_store"]
 

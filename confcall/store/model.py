@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 from confcall.events import Event
 
-TEXT, COMPLETE, RECAP = "text", "complete", "recap"
+TEXT, COMPLETE, RECAP, CALL = "text", "complete", "recap", "call"
 PENDING, SENT, FAILED, DONE = "pending", "sent", "failed", "done"
 RETRY = "retry"
+# Texts that answer a STOP, a START or a HELP: they go even to a number that said STOP.
+ANSWERS = frozenset({"optout", "optin", "help"})
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class OutboxRow:
     doubtful: int = 0
     media: tuple[str, ...] = ()
     bandwidth_id: str | None = None  # a completion's conference on Bandwidth, when known
+    opted_out: tuple[str, ...] = ()  # taken off `recipients` when leased: they said STOP
 
 
 @dataclass(frozen=True)

@@ -11,18 +11,22 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from confcall.conference import (
     ENDED,
     ENDING,
+    AddInvitees,
     BeginEnding,
     Conference,
     Decision,
     Effect,
     FinishConference,
+    OptIn,
+    OptOut,
+    QueueCall,
     QueueCompletion,
     QueueRecapTimer,
     QueueText,
@@ -31,12 +35,15 @@ from confcall.conference import (
     RecordJoin,
     RecordLeave,
     Rules,
+    Sender,
     StartConference,
 )
 from confcall.errors import StoreError, StoreUnavailable
 from confcall.events import Event, TextReceived
 from confcall.handle import Entry, Reads, entry
 from confcall.store.model import (
+    ANSWERS,
+    CALL,
     COMPLETE,
     RECAP,
     RETRY,
@@ -233,12 +240,22 @@ class SqliteStore:
         return self.reads.version()
 
     def migrate(self) -> None:
-        with self.transaction():
-            for version in range(self.version(), SCHEMA_VERSION):
-                for statement in MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version = {version + 1}")
+        """Bring the schema to SCHEMA_VERSION, in one transaction. Foreign keys are off
+        meanwhile (SQLite's way to rebuild a table others refer to) and checked before
+        the commit."""
+        self.db.execute("PRAGMA foreign_keys = OFF")  # no effect inside a transaction
+        try:
+            with self.transaction():
+                for version in range(self.version(), SCHEMA_VERSION):
+                    for statement in MIGRATIONS[version].split(";"):
+                        if statement.strip():
+                            self.db.execute(statement)
+                    self.db.execute(f"PRAGMA user_version = {version + 1}")
+                broken = self.db.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise StoreError(f"{self.path}: migrating broke {len(broken)} references")
+        finally:
+            self.db.execute("PRAGMA foreign_keys = ON")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -388,10 +405,11 @@ class SqliteStore:
         if isinstance(event, TextReceived) and not self.record_inbound(
                 event.message_id, event.sender, event.line, event.text, now):
             return None  # a replay from before the claims were pruned
-        found: Conference | None = None
-        if entry.reads is Reads.SENDERS_CONFERENCE:
+        found: Conference | Sender | None = None
+        if entry.reads is Reads.SENDER:
             sender = getattr(event, "sender", "")
-            found = self.reads.current_conference(sender) if sender in rules.organizers else None
+            found = Sender(self.reads.current_conference(sender), self.reads.opted_out()) if (
+                sender in rules.organizers) else Sender()
         elif entry.reads is Reads.NAMED_CONFERENCE:  # our conference id is its tag and name
             tag = getattr(event, "tag", None)
             found = (self.reads.conference(tag) if tag else None) or self.reads.conference(
@@ -444,7 +462,7 @@ class SqliteStore:
         db = self.db
         for effect in effects:
             if isinstance(effect, (StartConference, BeginEnding, RecordBandwidthId,
-                                   FinishConference)):
+                                   FinishConference, AddInvitees)):
                 self._active = None  # these change a row of conferences
             if isinstance(effect, StartConference):
                 c = effect.conference
@@ -516,6 +534,23 @@ class SqliteStore:
                 )
             elif isinstance(effect, RecordDelivery):
                 self._record_delivery(effect, now)
+            elif isinstance(effect, QueueCall):
+                db.execute(
+                    "INSERT INTO outbox (kind, conference_id, recipients, due_at, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (CALL, effect.conference_id, json.dumps([effect.number]), now, now))
+            elif isinstance(effect, AddInvitees):
+                for number in effect.numbers:
+                    db.execute(
+                        "INSERT OR IGNORE INTO invitees (conference_id, position, number)"
+                        " SELECT ?, COALESCE(MAX(position), -1) + 1, ? FROM invitees"
+                        " WHERE conference_id = ?",
+                        (effect.conference_id, number, effect.conference_id))
+            elif isinstance(effect, OptOut):
+                db.execute("INSERT OR REPLACE INTO opt_outs (number, at) VALUES (?, ?)",
+                           (effect.number, effect.at))
+            elif isinstance(effect, OptIn):
+                db.execute("DELETE FROM opt_outs WHERE number = ?", (effect.number,))
             else:  # pragma: no cover
                 raise AssertionError(effect)
 
@@ -560,7 +595,23 @@ class SqliteStore:
                 # a lease that ran out unsettled: its sender may have sent the row
                 "UPDATE outbox SET doubtful = doubtful + (leased_until IS NOT NULL),"
                 f" leased_until = ? WHERE id IN ({','.join('?' * len(ids))})", (until, *ids))
-        return [_outbox_row(row) for row in rows]
+        return self._without_opted_out([_outbox_row(row) for row in rows])
+
+    def _without_opted_out(self, rows: list[OutboxRow]) -> list[OutboxRow]:
+        """`rows` with every number that said STOP since its text was queued taken off it
+        (but the answer to a STOP or a START itself)."""
+        numbers = {n for row in rows if row.kind == TEXT and row.purpose not in ANSWERS
+                   for n in row.recipients}
+        if not numbers:
+            return rows
+        stopped = {r[0] for r in self.db.execute(
+            f"SELECT number FROM opt_outs WHERE number IN ({','.join('?' * len(numbers))})",
+            tuple(numbers))}
+        if not stopped:
+            return rows
+        return [row if row.kind != TEXT or row.purpose in ANSWERS else replace(
+            row, recipients=tuple(n for n in row.recipients if n not in stopped),
+            opted_out=tuple(n for n in row.recipients if n in stopped)) for row in rows]
 
     def finish_row(self, row_id: int, status: str, now: float, *, message_id: str | None = None,
                    error: str | None = None, doubtful: bool = False) -> None:
@@ -593,6 +644,10 @@ class SqliteStore:
                 continue
             self.finish_row(row.id, item.status, now, message_id=item.message_id,
                             error=item.detail, doubtful=item.doubtful)
+            self.db.executemany(
+                "INSERT OR REPLACE INTO deliveries (outbox_id, recipient, status, detail, at)"
+                " VALUES (?, ?, 'opted-out', 'said STOP: not sent', ?)",
+                [(row.id, number, now) for number in row.opted_out])
             handling = entry(item.event) if item.event is not None else None
             if item.event is not None and handling is not None:
                 decision = self.run(handling, item.event, rules, now)

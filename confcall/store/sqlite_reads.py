@@ -132,6 +132,10 @@ class SqliteReads:
             " ORDER BY status = 'active' DESC, created_at DESC LIMIT 1", (organizer,))
         return found[0] if found else None
 
+    def opted_out(self) -> frozenset[str]:
+        """The numbers that said STOP."""
+        return frozenset(row[0] for row in self.db.execute("SELECT number FROM opt_outs"))
+
     def active_conferences(self) -> list[Conference]:
         return self._conferences("status != 'ended' ORDER BY created_at DESC", ())
 
@@ -192,7 +196,8 @@ class SqliteReads:
 
     def counts(self) -> dict[str, int]:
         """Rows per table: a health and growth figure."""
-        tables = ("conferences", "members", "outbox", "deliveries", "inbound", "processed")
+        tables = ("conferences", "members", "outbox", "deliveries", "inbound", "processed",
+                  "opt_outs")
         return {t: int(self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
                 for t in tables}
 

@@ -86,5 +86,44 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX one_active_per_organizer ON conferences (organizer)
         WHERE status = 'active';
     """,
+    # Numbers that said STOP: never texted again until they say START.
+    """
+    CREATE TABLE opt_outs (
+        number TEXT PRIMARY KEY,
+        at REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
+    # An outbox row may place a call (RING). SQLite cannot change a CHECK in place: the
+    # table is rebuilt (with foreign keys off: see SqliteStore.migrate).
+    """
+    CREATE TABLE outbox_new (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('text', 'complete', 'recap', 'call')),
+        conference_id TEXT,
+        purpose TEXT,
+        recipients TEXT,
+        body TEXT,
+        application_id TEXT,
+        status TEXT NOT NULL DEFAULT 'pending'
+            CHECK (status IN ('pending', 'sent', 'failed', 'done')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        due_at REAL NOT NULL,
+        created_at REAL NOT NULL,
+        finished_at REAL,
+        last_error TEXT,
+        message_id TEXT,
+        leased_until REAL,
+        doubtful INTEGER NOT NULL DEFAULT 0,
+        media TEXT
+    );
+    INSERT INTO outbox_new SELECT id, kind, conference_id, purpose, recipients, body,
+        application_id, status, attempts, due_at, created_at, finished_at, last_error,
+        message_id, leased_until, doubtful, media FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_new RENAME TO outbox;
+    CREATE INDEX outbox_by_due ON outbox (status, due_at);
+    CREATE INDEX outbox_by_conference ON outbox (conference_id);
+    CREATE INDEX outbox_by_message ON outbox (message_id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
