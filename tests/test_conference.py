@@ -227,3 +227,9 @@ def test_texts_and_calls_to_another_number_are_not_ours() -> None:
     assert (decision.outcome, decision.effects) == (cc.OTHER_LINE, [])
     assert cc.answer(RULES, A, "+12015550150", [conf()]) is None
     assert cc.answer(RULES, A, LINE, [conf()]) == conf()
+
+
+def test_a_forward_leaves_out_who_said_stop() -> None:
+    effects = cc.end(conf(), "bye", NOW, opted_out=frozenset({B})).effects
+    [forward] = [e for e in effects if isinstance(e, QueueText) and e.purpose == "forward"]
+    assert forward.to == (A, C)
