@@ -78,6 +78,9 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time,
         max_invites=config.max_invites,
         region=config.default_region,
         end_when_organizer_leaves=config.end_when_organizer_leaves,
+        recording=config.recording,
+        public_url=config.server.public_url,
+        link_days=config.link_days,
     )
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_outbox)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -156,6 +158,20 @@ class BandwidthClient:
     def _application_url(self, application_id: str = "") -> str:
         base = f"{self.config.account_api_url}/accounts/{self.config.account_id}/applications"
         return f"{base}/{quote(application_id, safe='')}" if application_id else base
+
+    @asynccontextmanager
+    async def media(self, url: str,
+                    byte_range: str | None = None) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A recording's media from Bandwidth, as a response to stream from (the caller
+        checks that `url` is Bandwidth's)."""
+        headers = dict(self.headers)
+        if byte_range:
+            headers["Range"] = byte_range
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout.total,
+                                        sock_read=60)
+        async with self.session.get(url, headers=headers, timeout=timeout,
+                                    allow_redirects=False) as response:
+            yield response
 
     async def get_application(self, application_id: str) -> str:
         """The account API's XML description of one application."""

@@ -11,6 +11,7 @@ from xml.sax.saxutils import escape, quoteattr
 CONTENT_TYPE = "application/xml"
 WELCOME = "Welcome. You are joining the conference."
 GOODBYE = "The conference has ended. Goodbye."
+RECORDED = "This conference call is recorded."
 REFUSAL = "Sorry, this number has no conference to join. Goodbye."
 _DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
@@ -30,8 +31,10 @@ def join_conference(
     event_url: str,
     tag: str,
     credentials: tuple[str, str] | None = None,
+    recorded: bool = False,
 ) -> str:
-    """Put the caller into conference `name`; when it is ended they hear the goodbye."""
+    """Put the caller into conference `name` (telling them first when it is recorded);
+    when it is ended they hear the goodbye."""
     attributes = {
         "conferenceEventUrl": event_url,
         "conferenceEventMethod": "POST",
@@ -41,7 +44,19 @@ def join_conference(
         attributes["username"], attributes["password"] = credentials
     shown = "".join(f" {key}={quoteattr(value)}" for key, value in attributes.items())
     conference = f"<Conference{shown}>{escape(name)}</Conference>"
-    return _document(_speak(WELCOME), conference, _speak(GOODBYE))
+    said = [_speak(RECORDED)] if recorded else []
+    return _document(*said, _speak(WELCOME), conference, _speak(GOODBYE))
+
+
+def start_recording(available_url: str, credentials: tuple[str, str] | None = None) -> str:
+    """The answer to a conferenceCreated: record the conference; Bandwidth says when the
+    recording is ready at `available_url`."""
+    attributes = {"recordingAvailableUrl": available_url, "recordingAvailableMethod": "POST",
+                  "fileFormat": "wav"}
+    if credentials is not None:
+        attributes["username"], attributes["password"] = credentials
+    shown = "".join(f" {key}={quoteattr(value)}" for key, value in attributes.items())
+    return _document(f"<StartRecording{shown}/>")
 
 
 REFUSE = _document(_speak(REFUSAL), "<Hangup/>")
@@ -74,6 +89,19 @@ def conference_verb(document: str) -> tuple[str, dict[str, str]] | None:
     if verb is None or not verb.text or not verb.text.strip():
         return None
     return verb.text.strip(), dict(verb.attrib)
+
+
+def start_recording_verb(document: str) -> dict[str, str] | None:
+    """The attributes of a BXML answer's <StartRecording>, or None: what Bandwidth acts on
+    when a conference event is answered with one."""
+    from defusedxml import DefusedXmlException
+    from defusedxml.ElementTree import ParseError, fromstring
+
+    try:
+        verb = fromstring(document).find("StartRecording")
+    except (ParseError, DefusedXmlException):
+        return None
+    return None if verb is None else dict(verb.attrib)
 
 
 def refuse() -> str:

@@ -718,6 +718,44 @@ def _active_conference(store: Any, organizer: str | None) -> Any:
 
 
 @app.command()
+def recordings(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1,
+                                       help="How many recordings.")] = 20,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the conferences' recordings, newest first: the conference, what Bandwidth said
+    of it, how long it is, the link the organizer got and until when it works.
+
+    Example:
+
+    \b
+      confcall recordings --json
+    """
+    import time
+
+    config = _config(config_path, need_live=False)
+    try:
+        found = _open_store(config).recordings(limit)
+    except ConfcallError as exc:
+        fail(str(exc))
+    from confcall.report import iso
+
+    now = time.time()
+    listed = [{"conference": r.conference_id, "recording": r.recording.recording_id,
+               "status": r.recording.status, "duration": r.recording.duration,
+               "made": iso(r.created_at), "link": r.recording.link,
+               "expires": iso(r.recording.expires_at),
+               "expired": r.recording.expires_at < now} for r in found]
+    if as_json:
+        _print_json(listed)
+        return
+    from confcall.render import recordings_view
+
+    _stdout().print(recordings_view(listed))
+
+
+@app.command()
 def backup(
     path: Annotated[Path, typer.Argument(help="Where to write the copy.", show_default=False,
                                          dir_okay=False)],

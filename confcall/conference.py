@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # annotations only: `status` and `history` import this module
         ConferenceCreated,
         MemberJoined,
         MemberLeft,
+        RecordingAvailable,
         TextReceived,
         TextStatus,
     )
@@ -35,6 +36,9 @@ class Rules:
     max_invites: int
     region: str
     end_when_organizer_leaves: bool = False
+    recording: bool = False  # record every conference (recording.enabled)
+    public_url: str = ""  # where recording links point
+    link_days: int = 30  # how long a recording's link works
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,22 @@ class Member:
     number: str
     joined_at: float
     left_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A recording of a conference, as Bandwidth made it available; `link` is where the
+    organizer downloads it (an unguessable capability, working until `expires_at`)."""
+
+    recording_id: str
+    status: str  # Bandwidth's: complete, partial, error…
+    link: str
+    expires_at: float
+    duration: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return self.status in ("complete", "partial")
 
 
 @dataclass(frozen=True)
@@ -60,6 +80,8 @@ class Conference:
     bandwidth_id: str | None = None
     closing_text: str | None = None
     members: tuple[Member, ...] = ()
+    recorded: bool = False  # started while recording.enabled: its callers hear so
+    recordings: tuple[Recording, ...] = ()
 
     def may_join(self, number: str) -> bool:
         return self.status == ACTIVE and (number in self.invitees or number == self.organizer)
@@ -147,6 +169,15 @@ class AddInvitees:
 
 
 @dataclass(frozen=True)
+class RecordRecording:
+    conference_id: str
+    bandwidth_id: str
+    recording: Recording
+    media_url: str
+    at: float
+
+
+@dataclass(frozen=True)
 class OptOut:
     """The number said STOP: this line never texts it again, until it says START."""
 
@@ -171,7 +202,7 @@ class RecordDelivery:
 Effect = (
     StartConference | QueueText | BeginEnding | QueueCompletion | QueueRecapTimer
     | RecordBandwidthId | RecordJoin | RecordLeave | FinishConference | RecordDelivery
-    | OptOut | OptIn | AddInvitees | QueueCall
+    | OptOut | OptIn | AddInvitees | QueueCall | RecordRecording
 )
 
 # What a decision did, as a label: the log says it in words, tests and counts read the label.
@@ -449,7 +480,8 @@ def start(rules: Rules, event: TextReceived, now: float, new_id: str,
     if not numbers:
         return refuse("No phone numbers to invite found in your message." if notes
                       else "No phone numbers found in your message.")
-    conference = Conference(new_id, event.sender, ACTIVE, numbers, created_at=now)
+    conference = Conference(new_id, event.sender, ACTIVE, numbers, created_at=now,
+                            recorded=rules.recording)
     effects: list[Effect] = [StartConference(conference)]
     effects += [QueueText((number,), invitation(event.sender, rules.line), "invite", new_id)
                 for number in numbers]
@@ -624,6 +656,26 @@ def on_conference_completed(conference: Conference | None,
     return Decision(IGNORED)
 
 
+def on_recording_available(rules: Rules, conference: Conference | None,
+                           event: RecordingAvailable, now: float, token: str) -> Decision:
+    """Bandwidth has a recording of the conference: keep it, with a link that works for
+    `link_days`. Once the recap has gone, the organizer gets the link in a text of its
+    own; before, the recap carries it."""
+    if conference is None:
+        return Decision(IGNORED)
+    link = f"{rules.public_url.rstrip('/')}/recordings/{token}"
+    recording = Recording(event.recording_id, event.status, link,
+                          now + rules.link_days * 86400, event.duration)
+    effects: list[Effect] = [RecordRecording(conference.id, event.bandwidth_id, recording,
+                                             event.media_url, now)]
+    if conference.status == ENDED:
+        said = (f"The recording of your conference: {link} (the link works for "
+                f"{rules.link_days} days)." if recording.usable
+                else "The recording of your conference failed on Bandwidth.")
+        effects.append(QueueText((conference.organizer,), said, "recording", conference.id))
+    return Decision(RECORDED, effects, f"a recording of {conference.id}: {event.status}")
+
+
 def on_text_status(event: TextStatus) -> Decision:
     detail = event.description
     if event.error_code is not None:
@@ -684,7 +736,8 @@ def time_on_call(conference: Conference) -> dict[str, float]:
 def recap(conference: Conference) -> str:
     """The organizer's record of an ended conference, as one text."""
     if not conference.members:
-        return f"Conference ended. Nobody joined. Invited: {', '.join(conference.invitees)}."
+        return (f"Conference ended. Nobody joined. Invited: {', '.join(conference.invitees)}."
+                + ("" if not conference.recordings else recordings_said(conference)))
     first = min(m.joined_at for m in conference.members)
     last = max((m.left_at or first) for m in conference.members)
     ran = format_duration(max(last, conference.ended_at or last) - first)
@@ -693,4 +746,15 @@ def recap(conference: Conference) -> str:
     never = [n for n in conference.invitees if n not in totals]
     text = f"Conference ended after {ran}. Joined: {joined}."
     text += f" Never joined: {', '.join(never)}." if never else " Everyone joined."
-    return text
+    return text + recordings_said(conference)
+
+
+def recordings_said(conference: Conference) -> str:
+    """What the recap says of the conference's recordings: their links, or that one
+    follows (a recording becomes available a while after the call ends)."""
+    usable = [r for r in conference.recordings if r.usable]
+    if usable:
+        return " Recording: " + ", ".join(r.link for r in usable) + "."
+    if conference.recordings:
+        return " The recording failed."
+    return " The recording follows when Bandwidth has it." if conference.recorded else ""

@@ -74,6 +74,10 @@ KEYS: tuple[Key, ...] = (
     Key("conference.default_region", "region", (), "US"),
     Key("conference.end_when_organizer_leaves", "bool", (), False,
         help="end the call when its organizer, who was on it, hangs up"),
+    Key("recording.enabled", "bool", (), False,
+        help="record every conference; the recap carries a link to the recording"),
+    Key("recording.link_days", "int", (), 30, minimum=1, maximum=3650,
+        help="days a recording's link works"),
     Key("outbox.concurrency", "int", (), 10, minimum=1, maximum=100),
     Key("outbox.max_retry_delay", "int", (), 300, minimum=1),
     Key("outbox.request_timeout", "int", (), 10, minimum=1, maximum=120),
@@ -162,6 +166,8 @@ class Config:
     synchronous: str
     max_invites: int
     end_when_organizer_leaves: bool
+    recording: bool
+    link_days: int
     default_region: str
     outbox_concurrency: int
     max_retry_delay: float
@@ -483,6 +489,8 @@ def load_config(
         synchronous=values["store.synchronous"],
         max_invites=values["conference.max_invites"],
         end_when_organizer_leaves=values["conference.end_when_organizer_leaves"],
+        recording=values["recording.enabled"],
+        link_days=values["recording.link_days"],
         default_region=region,
         outbox_concurrency=values["outbox.concurrency"],
         max_retry_delay=float(values["outbox.max_retry_delay"]),

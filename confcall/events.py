@@ -104,6 +104,16 @@ class MemberLeft(ConferenceEvent):
 
 
 @dataclass(frozen=True)
+class RecordingAvailable(ConferenceEvent):
+    """conferenceRecordingAvailable: Bandwidth made a recording of the conference."""
+
+    recording_id: str
+    status: str
+    media_url: str
+    duration: str
+
+
+@dataclass(frozen=True)
 class Unused(Event):
     """A well-formed callback that confcall has no use for."""
 
@@ -305,6 +315,25 @@ def _disconnect(body: _Fields, kind: str) -> Event:
     )
 
 
+def _recording(body: _Fields, kind: str) -> Event:
+    recording_id = body.text("recordingId")
+    when = body.text("eventTime")
+    media_url = body.text("mediaUrl", limit=2048)
+    if not media_url.startswith("https://") and not media_url.startswith("http://"):
+        raise BadEvent("body.mediaUrl must be an http(s) URL")
+    return RecordingAvailable(
+        key=f"v:{kind}:{recording_id}",
+        time=parse_time(when),
+        bandwidth_id=body.text("conferenceId"),
+        name=body.text("name"),
+        tag=body.optional("tag"),
+        recording_id=recording_id,
+        status=body.text("status", required=False, empty=True) or "complete",
+        media_url=media_url,
+        duration=body.text("duration", required=False, empty=True),
+    )
+
+
 VOICE_PARSERS: dict[str, Callable[[_Fields, str], Event]] = {
     "initiate": _initiate,
     "answer": _answer,
@@ -313,6 +342,7 @@ VOICE_PARSERS: dict[str, Callable[[_Fields, str], Event]] = {
     "conferenceMemberJoin": _conference(MemberJoined),
     "conferenceMemberExit": _conference(MemberLeft),
     "conferenceCompleted": _conference(ConferenceCompleted),
+    "conferenceRecordingAvailable": _recording,
 }
 
 

@@ -22,6 +22,7 @@ from confcall.events import (
     MemberJoined,
     MemberLeft,
     RecapDue,
+    RecordingAvailable,
     TextReceived,
     TextStatus,
 )
@@ -83,6 +84,10 @@ REGISTRY: dict[type[Event], Entry] = {
         Reads.NAMED_CONFERENCE,
         lambda rules, event, found, now, new_id: cc.on_conference_completed(found, event),
         _detail),
+    RecordingAvailable: Entry(
+        Reads.NAMED_CONFERENCE,
+        lambda rules, event, found, now, new_id: cc.on_recording_available(
+            rules, found, event, now, new_id), _detail),
     RecapDue: Entry(
         Reads.CONFERENCE,
         lambda rules, event, found, now, new_id: cc.on_recap_due(found, now, event.why),

@@ -24,6 +24,10 @@ def call_id() -> str:
     return f"c-{uuid.uuid4()}"
 
 
+def recording_id() -> str:
+    return f"r-{uuid.uuid4()}"
+
+
 def conference_id() -> str:
     return f"conf-{uuid.uuid4()}"
 
@@ -136,6 +140,30 @@ def conference_event(kind: str, *, conference: str, name: str, tag: str | None,
     }
     if call is not None:
         body.update({"from": caller, "to": line, "callId": call})
+    if tag is not None:
+        body["tag"] = tag
+    return body
+
+
+def recording_available(*, conference: str, name: str, tag: str | None, account_id: str,
+                        recording: str, media_url: str, started: str,
+                        ended: str | None) -> dict[str, Any]:
+    """A `conferenceRecordingAvailable` callback: a conference's recording is ready."""
+    body: dict[str, Any] = {
+        "eventType": "conferenceRecordingAvailable",
+        "eventTime": timestamp(),
+        "conferenceId": conference,
+        "name": name,
+        "accountId": account_id,
+        "recordingId": recording,
+        "channels": 1,
+        "startTime": started,
+        "endTime": ended or timestamp(),
+        "duration": "PT1S",
+        "fileFormat": "wav",
+        "mediaUrl": media_url,
+        "status": "complete",
+    }
     if tag is not None:
         body["tag"] = tag
     return body

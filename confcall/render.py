@@ -283,3 +283,20 @@ def applications_view(listing: list[Application]) -> RenderableType:
             lines.append(Text("  none", style="dim"))
         lines.append(Text(""))
     return Group(*lines)
+
+
+def recordings_view(recordings: list[dict[str, Any]]) -> RenderableType:
+    if not recordings:
+        return Text("No recordings.")
+    table = Table(show_edge=False)
+    table.add_column("conference", no_wrap=True)
+    table.add_column("made")
+    table.add_column("status")
+    table.add_column("link", overflow="fold")
+    for recording in recordings:
+        link = visible(recording["link"])
+        if recording["expired"]:
+            link = f"expired {_local(recording['expires'], True)}"
+        table.add_row(visible(recording["conference"]), _local(recording["made"], True),
+                      visible(recording["status"]), link)
+    return table

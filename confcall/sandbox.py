@@ -8,8 +8,9 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -35,11 +36,52 @@ class SandboxConference:
     created: str
     completed: str | None = None
     members: dict[str, str] = field(default_factory=dict)  # call id -> caller
+    recording: tuple[str, str | None] | None = None  # where to say it is ready, with auth
 
     def listing(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "createdTime": self.created,
                 "completedTime": self.completed, "conferenceEventUrl": self.event_url,
                 "conferenceEventMethod": "POST", "tag": self.tag}
+
+
+Then = Callable[[str], None] | None
+
+
+def tone(seconds: float = 1.0, rate: int = 8000) -> bytes:
+    """A real, short audio file (WAV, a 440 Hz tone): what a sandbox recording holds."""
+    import io
+    import math
+    import struct
+    import wave
+
+    frames = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * n / rate)))
+                      for n in range(int(seconds * rate)))
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as audio:
+        audio.setnchannels(1)
+        audio.setsampwidth(2)
+        audio.setframerate(rate)
+        audio.writeframes(frames)
+    return buffer.getvalue()
+
+
+def ranged(request: web.Request, body: bytes, content_type: str) -> web.Response:
+    """`body`, or the one byte range the request asks for (206), as a media server does."""
+    asked = request.headers.get("Range", "")
+    headers = {"Accept-Ranges": "bytes"}
+    if asked.startswith("bytes=") and "," not in asked:
+        first, _, last = asked[6:].partition("-")
+        try:
+            start = int(first) if first else max(0, len(body) - int(last))
+            end = min(len(body) - 1, int(last)) if first and last else len(body) - 1
+        except ValueError:
+            start, end = 0, -1
+        if 0 <= start <= end:
+            headers["Content-Range"] = f"bytes {start}-{end}/{len(body)}"
+            return web.Response(body=body[start:end + 1], status=206,
+                                content_type=content_type, headers=headers)
+        return web.Response(status=416, headers={"Content-Range": f"bytes */{len(body)}"})
+    return web.Response(body=body, content_type=content_type, headers=headers)
 
 
 def _error(status: int, kind: str, description: str) -> web.Response:
@@ -55,14 +97,15 @@ class Sandbox:
         self.conferences: dict[str, SandboxConference] = {}
         self.calls: dict[str, tuple[str, str]] = {}  # call id -> (caller, line) in a conference
         self.placed: list[dict[str, Any]] = []  # the calls confcall placed (RING)
-        self._outgoing: asyncio.Queue[tuple[str, Any, str | None]] = (
-            asyncio.Queue()
-        )
+        self.recordings: dict[str, bytes] = {}  # recording id -> its audio (WAV)
+        self._outgoing: asyncio.Queue[tuple[str, Any, str | None, Then]] = asyncio.Queue()
 
     # --- the callbacks Bandwidth would send, in order, one at a time ---------------------
 
-    def _post(self, url: str, body: Any, auth: str | None) -> None:
-        self._outgoing.put_nowait((url, body, auth))
+    def _post(self, url: str, body: Any, auth: str | None, then: Then = None) -> None:
+        """Send a callback; `then` acts on what confcall answered (BXML), as Bandwidth
+        does with a conference event's answer."""
+        self._outgoing.put_nowait((url, body, auth, then))
 
     def _server_auth(self) -> str | None:
         creds = self.config.server.callback_auth
@@ -70,7 +113,7 @@ class Sandbox:
 
     async def deliver(self, session: aiohttp.ClientSession) -> None:
         while True:
-            url, body, auth = await self._outgoing.get()
+            url, body, auth, then = await self._outgoing.get()
             try:
                 for attempt in range(3):
                     try:
@@ -79,6 +122,8 @@ class Sandbox:
                             timeout=aiohttp.ClientTimeout(total=10),
                         ) as answer:
                             if answer.status < 500:
+                                if then is not None and answer.status == 200:
+                                    then(await answer.text())
                                 break
                     except (TimeoutError, aiohttp.ClientError) as exc:
                         log.warning("sandbox callback to %s failed: %s", url, exc)
@@ -112,7 +157,8 @@ class Sandbox:
                 created=payloads.timestamp(),
             )
             self.conferences[running.id] = running
-            self._conference_event(running, "conferenceCreated")
+            self._conference_event(running, "conferenceCreated",
+                                   then=partial(self._start_recording, running))
         running.members[call["callId"]] = call["from"]
         self.calls[call["callId"]] = (call["from"], call["to"])
         self._conference_event(running, "conferenceMemberJoin", call["callId"])
@@ -124,18 +170,51 @@ class Sandbox:
                 self._conference_event(running, "conferenceMemberExit", call_id)
                 del running.members[call_id]
                 if not running.members:
-                    running.completed = payloads.timestamp()
-                    self._conference_event(running, "conferenceCompleted")
+                    self._complete(running)
         self.calls.pop(call_id, None)
 
+    def _start_recording(self, running: SandboxConference, answer: str) -> None:
+        """confcall answered conferenceCreated with <StartRecording>: record it."""
+        found = bxml.start_recording_verb(answer)
+        if found is not None:
+            username, password = found.get("username"), found.get("password")
+            running.recording = (found.get("recordingAvailableUrl", ""),
+                                 basic_auth(username, password) if username and password
+                                 else None)
+
+    def _complete(self, running: SandboxConference) -> None:
+        """The conference is over: say so and, if it was recorded, that the recording is
+        ready (a real, short audio file)."""
+        running.completed = payloads.timestamp()
+        self._conference_event(running, "conferenceCompleted")
+        if running.recording is None or not running.recording[0]:
+            return
+        recording_id = payloads.recording_id()
+        self.recordings[recording_id] = tone()
+        bandwidth = self.config.bandwidth
+        media = (f"{bandwidth.voice_api_url}/accounts/{bandwidth.account_id}/conferences/"
+                 f"{running.id}/recordings/{recording_id}/media")
+        url, auth = running.recording
+        self._post(url, payloads.recording_available(
+            conference=running.id, name=running.name, tag=running.tag,
+            account_id=bandwidth.account_id, recording=recording_id, media_url=media,
+            started=running.created, ended=running.completed), auth)
+
+    async def recording_media(self, request: web.Request) -> web.Response:
+        """A recording's audio, a Range of it if asked (as Bandwidth serves it)."""
+        audio = self.recordings.get(request.match_info["recording"])
+        if audio is None:
+            return _error(404, "validation", "Recording not found")
+        return ranged(request, audio, "audio/vnd.wave")
+
     def _conference_event(self, running: SandboxConference, kind: str,
-                          call_id: str | None = None) -> None:
+                          call_id: str | None = None, then: Then = None) -> None:
         if not running.event_url:
             return
         caller, line = self.calls.get(call_id or "", (None, None))
         body = payloads.conference_event(kind, conference=running.id, name=running.name,
                                          tag=running.tag, call=call_id, caller=caller, line=line)
-        self._post(running.event_url, body, running.auth)
+        self._post(running.event_url, body, running.auth, then)
 
     # --- the API confcall calls ----------------------------------------------------------
 
@@ -210,8 +289,7 @@ class Sandbox:
             for call_id in ended:
                 self._conference_event(running, "conferenceMemberExit", call_id)
             running.members.clear()
-            running.completed = payloads.timestamp()
-            self._conference_event(running, "conferenceCompleted")
+            self._complete(running)
             # each member hears the goodbye after <Conference>, then hangs up
             for call_id in ended:
                 caller, line = self.calls.pop(call_id, ("", ""))
@@ -322,6 +400,8 @@ def install(app: web.Application) -> None:
     sub.router.add_get(f"/voice/api/v2/accounts/{account}/conferences",
                        sandbox.list_conferences)
     sub.router.add_post(f"/voice/api/v2/accounts/{account}/calls", sandbox.create_call)
+    sub.router.add_get(f"/voice/api/v2/accounts/{account}/conferences/{{conference}}"
+                       "/recordings/{recording}/media", sandbox.recording_media)
     sub.router.add_post(f"/voice/api/v2/accounts/{account}/conferences/{{conference}}",
                         sandbox.update_conference)
     sub.router.add_get(f"/account/api/accounts/{account}/applications/{{application}}",

@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from confcall import bxml, conference
-from confcall.appkeys import CLOCK, CONFIG, OUTBOX, RULES, STORE
+from confcall.appkeys import CLIENT, CLOCK, CONFIG, OUTBOX, RULES, STORE
 from confcall.auth import authorized
 from confcall.conference import Decision
 from confcall.errors import StoreUnavailable
@@ -24,7 +24,9 @@ from confcall.events import (
     BadEvent,
     CallAnswered,
     CallInitiated,
+    ConferenceCreated,
     Event,
+    RecordingAvailable,
     TextReceived,
     check_time,
     parse_messaging,
@@ -106,7 +108,9 @@ async def handle(app: web.Application, event: Event) -> Decision | None:
     if found is None:
         return None
     store, rules, now = app[STORE], app[RULES], app[CLOCK]()
-    new_id = new_conference_id() if isinstance(event, TextReceived) else ""
+    new_id = (new_conference_id() if isinstance(event, TextReceived)
+              else secrets.token_urlsafe(16) if isinstance(event, RecordingAvailable)  # a link
+              else "")
     decision = await store.handle(found, event, rules, now, new_id)
     if decision is None:
         return None
@@ -181,7 +185,7 @@ async def initiate(request: web.Request) -> web.Response:
         log.debug("call %s from %s: answered with %s", event.call_id, event.caller, chosen.id)
     return _bxml(bxml.join_conference(
         chosen.id, config.callback_url("/callbacks/voice/conference"), chosen.id,
-        config.server.callback_auth,
+        config.server.callback_auth, chosen.recorded,
     ))
 
 
@@ -202,7 +206,7 @@ async def answered(request: web.Request) -> web.Response:
         return _bxml(bxml.over())
     return _bxml(bxml.join_conference(
         chosen.id, config.callback_url("/callbacks/voice/conference"), chosen.id,
-        config.server.callback_auth,
+        config.server.callback_auth, chosen.recorded,
     ))
 
 
@@ -212,7 +216,48 @@ async def voice_event(request: web.Request) -> web.Response:
     event = parse_voice(await read_json(request))
     check_time(event, request.app[CLOCK]())
     await handle(request.app, event)  # an initiate posted here is not acted on: no entry
+    config = request.app[CONFIG]
+    if (config.recording and isinstance(event, ConferenceCreated)
+            and request.app[STORE].is_active(event.tag or event.name)):
+        # from state, not from the claim: a conferenceCreated delivered again (our answer
+        # was lost) must start the recording all the same
+        return _bxml(bxml.start_recording(config.callback_url("/callbacks/voice/conference"),
+                                          config.server.callback_auth))
     return web.Response(status=204)
+
+
+async def recording(request: web.Request) -> web.StreamResponse:
+    """GET /recordings/{token}: a recording, streamed from Bandwidth with the API
+    credentials (never in memory whole; a Range asked for is passed on). The token is the
+    capability: 128 random bits, working until it expires."""
+    store, config = request.app[STORE], request.app[CONFIG]
+    found = await store.recording(request.match_info["token"])
+    now = request.app[CLOCK]()
+    if found is None or found.recording.expires_at < now or not found.recording.usable:
+        return _error(404, "no such recording, or its link has expired")
+    if not found.media_url.startswith(config.bandwidth.voice_api_url.rstrip("/") + "/"):
+        # a forged callback must not make this server send its credentials elsewhere
+        log.warning("recording %s: media at %s is not Bandwidth's: not fetched",
+                    found.recording.recording_id, found.media_url[:80])
+        return _error(404, "no such recording")
+    client = request.app[CLIENT]
+    try:
+        async with client.media(found.media_url, request.headers.get("Range")) as upstream:
+            if upstream.status not in (200, 206):
+                return _error(502, f"Bandwidth answered {upstream.status} for the recording")
+            response = web.StreamResponse(status=upstream.status)
+            for name in ("Content-Type", "Content-Length", "Content-Range", "Accept-Ranges"):
+                if name in upstream.headers:
+                    response.headers[name] = upstream.headers[name]
+            response.headers["Content-Disposition"] = (
+                f'attachment; filename="{found.conference_id}.wav"')
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_chunked(64 * 1024):
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return _error(502, f"cannot reach Bandwidth for the recording: {type(exc).__name__}")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -303,3 +348,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/callbacks/voice/conference", voice_event)
     app.router.add_post("/callbacks/voice/status", voice_event)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/recordings/{token}", recording)

@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from confcall import schema
+from confcall.sandbox import ranged, tone
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bandwidth"
 
@@ -66,6 +67,8 @@ class FakeBandwidth:
     conferences: list[dict[str, Any]] = field(default_factory=list)
     placed: list[dict[str, Any]] = field(default_factory=list)  # createCall bodies (RING)
     call_arrivals: list[float] = field(default_factory=list)  # when each of `placed` came
+    recordings: dict[str, bytes] = field(default_factory=dict)  # recording id -> audio
+    media_requests: list[str] = field(default_factory=list)  # the Range of each media GET
     applications: dict[str, str] = field(default_factory=dict)
     # account API writes (`confcall setup`): (application id, body) of each PUT, as sent
     application_updates: list[tuple[str, str]] = field(default_factory=list)
@@ -121,6 +124,8 @@ class FakeBandwidth:
         app.router.add_post(f"/voice/api/v2/accounts/{acct}/conferences/{{id}}",
                             self._conference, name="conference")
         app.router.add_post(f"/voice/api/v2/accounts/{acct}/calls", self._calls, name="calls")
+        app.router.add_get(f"/voice/api/v2/accounts/{acct}/conferences/{{id}}/recordings/"
+                           "{recording}/media", self._media, name="media")
         app.router.add_get(f"/account/api/accounts/{acct}/applications/{{id}}",
                            self._application, name="application")
         # where a redirect from the messaging API leads: answers any GET with a message
@@ -226,6 +231,19 @@ class FakeBandwidth:
         problems = schema.problems("createCallResponse", answer)
         assert not problems, problems
         return web.json_response(answer, status=201)
+
+    def recording_url(self, conference_id: str, recording_id: str) -> str:
+        """Where Bandwidth keeps a recording's media (served by this fake)."""
+        self.recordings.setdefault(recording_id, tone())
+        return (f"{self.base}/voice/api/v2/accounts/{self.account_id}/conferences/"
+                f"{conference_id}/recordings/{recording_id}/media")
+
+    async def _media(self, request: web.Request) -> web.Response:
+        self.media_requests.append(request.headers.get("Range", ""))
+        audio = self.recordings.get(request.match_info["recording"])
+        if audio is None:
+            return web.json_response(fixture("error.voiceNotFoundError.json"), status=404)
+        return ranged(request, audio, "audio/vnd.wave")
 
     async def _lookup(self, request: web.Request) -> web.Response:
         name = request.query.get("name", "")

@@ -154,3 +154,36 @@ async def test_ring_in_the_sandbox_calls_and_the_callee_joins(tmp_path: Path) ->
         assert [call["to"] for call in app[SANDBOX].placed] == [A, B]
         conference = next(iter(app[SANDBOX].conferences.values()))
         assert set(conference.members.values()) == {A, B}
+
+
+async def test_a_recorded_conference_in_the_sandbox_ends_with_a_link_that_downloads(
+        tmp_path: Path) -> None:
+    from aiohttp.test_utils import TestClient
+
+    port = unused_port()
+    config = load_config(None, {}, {"server.port": port, "store.path": str(tmp_path / "r.db"),
+                                    "recording.enabled": True})
+    async with TestClient(TestServer(create_app(config), port=port)) as client:
+        app = client.app
+        assert app is not None
+        sandbox = app[SANDBOX]
+
+        async def text(body: str) -> None:
+            answer = await client.post("/callbacks/messaging", json=inbound_text(
+                SANDBOX_ORGANIZER, body, line=SANDBOX_PHONE_NUMBER))
+            assert answer.status == 200
+
+        await text(A)
+        await wait_for(lambda: len(sandbox.messages) == 2)
+        call = voice_event("initiate", **{"from": A, "to": SANDBOX_PHONE_NUMBER,
+                                          "callId": "c-rec"})
+        assert "recorded" in await (await client.post("/callbacks/voice/initiate",
+                                                      json=call)).text()
+        await wait_for(lambda: any(c.recording for c in sandbox.conferences.values()))
+        await text("thanks all")
+        links = await wait_for(lambda: [m["text"] for m in sandbox.messages
+                                        if "/recordings/" in m["text"]], timeout=8)
+        link = next(w.rstrip(".,") for w in links[0].split() if "/recordings/" in w)
+        answer = await client.get(link.split(str(port), 1)[1])
+        audio = await answer.read()
+        assert answer.status == 200 and audio[:4] == b"RIFF" and len(audio) > 8000

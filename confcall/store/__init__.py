@@ -25,6 +25,7 @@ from confcall.store.model import (
     Delivery,
     OutboxRow,
     Settlement,
+    StoredRecording,
 )
 
 if TYPE_CHECKING:
@@ -34,8 +35,8 @@ if TYPE_CHECKING:
     from confcall.handle import Entry
 
 __all__ = ["CALL", "COMPLETE", "DONE", "FAILED", "PENDING", "RECAP", "RETRY", "SENT", "TEXT",
-           "Delivery", "OutboxRow", "Reader", "Settlement", "Store", "open_reader",
-           "open_store"]
+           "Delivery", "OutboxRow", "Reader", "Settlement", "Store", "StoredRecording",
+           "open_reader", "open_store"]
 
 
 class Store(Protocol):
@@ -69,6 +70,12 @@ class Store(Protocol):
     def joinable(self, number: str) -> list[Conference]:
         """Active conferences `number` may join, from memory: it answers every call."""
 
+    def is_active(self, conference_id: str) -> bool:
+        """Whether the conference is active, from memory."""
+
+    async def recording(self, token: str) -> StoredRecording | None:
+        """The recording a link's token names."""
+
     def file_problem(self) -> str | None:
         """Why the database cannot be written, as far as looking tells, without a query."""
 
@@ -98,6 +105,8 @@ class Reader(Protocol):
     def backlog(self) -> int: ...
 
     def counts(self) -> dict[str, int]: ...
+
+    def recordings(self, limit: int) -> list[StoredRecording]: ...
 
     def close(self) -> None: ...
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from confcall.conference import Recording
 from confcall.events import Event
 
 TEXT, COMPLETE, RECAP, CALL = "text", "complete", "recap", "call"
@@ -67,3 +68,14 @@ class Settlement:
     @property
     def accepted(self) -> bool:
         return self.status == SENT
+
+
+@dataclass(frozen=True)
+class StoredRecording:
+    """A recording as the store keeps it: with its conference, and where Bandwidth keeps
+    its media (fetched with the API credentials: never shown)."""
+
+    conference_id: str
+    media_url: str
+    created_at: float
+    recording: Recording

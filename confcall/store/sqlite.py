@@ -34,6 +34,7 @@ from confcall.conference import (
     RecordDelivery,
     RecordJoin,
     RecordLeave,
+    RecordRecording,
     Rules,
     Sender,
     StartConference,
@@ -50,6 +51,7 @@ from confcall.store.model import (
     TEXT,
     OutboxRow,
     Settlement,
+    StoredRecording,
 )
 from confcall.store.sqlite_reads import SqliteReads, _not_in, _outbox_row
 from confcall.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
@@ -467,9 +469,10 @@ class SqliteStore:
             if isinstance(effect, StartConference):
                 c = effect.conference
                 db.execute(
-                    "INSERT INTO conferences (id, organizer, status, created_at, application_id)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (c.id, c.organizer, c.status, c.created_at, application_id or ""),
+                    "INSERT INTO conferences (id, organizer, status, created_at, application_id,"
+                    " recorded) VALUES (?, ?, ?, ?, ?, ?)",
+                    (c.id, c.organizer, c.status, c.created_at, application_id or "",
+                     int(c.recorded)),
                 )
                 db.executemany(
                     "INSERT INTO invitees (conference_id, position, number) VALUES (?, ?, ?)",
@@ -546,6 +549,15 @@ class SqliteStore:
                         " SELECT ?, COALESCE(MAX(position), -1) + 1, ? FROM invitees"
                         " WHERE conference_id = ?",
                         (effect.conference_id, number, effect.conference_id))
+            elif isinstance(effect, RecordRecording):
+                r = effect.recording
+                db.execute(
+                    "INSERT OR IGNORE INTO recordings (recording_id, conference_id, bandwidth_id,"
+                    " status, media_url, duration, link, token, expires_at, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (r.recording_id, effect.conference_id, effect.bandwidth_id, r.status,
+                     effect.media_url, r.duration, r.link, r.link.rsplit("/", 1)[-1],
+                     r.expires_at, effect.at))
             elif isinstance(effect, OptOut):
                 db.execute("INSERT OR REPLACE INTO opt_outs (number, at) VALUES (?, ?)",
                            (effect.number, effect.at))
@@ -678,6 +690,15 @@ class SqliteStore:
 
     async def backlog(self) -> int:
         return self.reads.backlog()
+
+    async def recording(self, token: str) -> StoredRecording | None:
+        return self.reads.recording(token)
+
+    def is_active(self, conference_id: str) -> bool:
+        """Whether `conference_id` is an active conference, from memory."""
+        if self._active is None:
+            self._active = self.reads._conferences("status = 'active'", (), with_members=False)
+        return any(c.id == conference_id for c in self._active)
 
     async def aclose(self) -> None:
         self.close()

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from confcall.conference import Conference, Member
+from confcall.conference import Conference, Member, Recording
 from confcall.errors import StoreError
 from confcall.store.model import (
     COMPLETE,
@@ -20,6 +20,7 @@ from confcall.store.model import (
     TEXT,
     Delivery,
     OutboxRow,
+    StoredRecording,
 )
 from confcall.store.sqlite_schema import SCHEMA_VERSION
 
@@ -48,6 +49,14 @@ def _outbox_row(row: sqlite3.Row) -> OutboxRow:
 
 def _not_in(ids: Sequence[int], column: str = "id") -> str:
     return f" AND {column} NOT IN ({','.join('?' * len(ids))})" if ids else ""
+
+
+def _stored(row: sqlite3.Row) -> StoredRecording:
+    return StoredRecording(
+        conference_id=row["conference_id"], media_url=row["media_url"],
+        created_at=row["created_at"], recording=Recording(
+            row["recording_id"], row["status"], row["link"], row["expires_at"],
+            row["duration"]))
 
 
 class SqliteReads:
@@ -104,13 +113,30 @@ class SqliteReads:
                     "SELECT * FROM members WHERE conference_id = ? ORDER BY joined_at, call_id",
                     (row["id"],))
             ) if with_members else ()
+            recordings = tuple(
+                Recording(r["recording_id"], r["status"], r["link"], r["expires_at"],
+                          r["duration"])
+                for r in self.db.execute(
+                    "SELECT * FROM recordings WHERE conference_id = ? ORDER BY created_at",
+                    (row["id"],))
+            ) if with_members else ()
             result.append(Conference(
                 id=row["id"], organizer=row["organizer"], status=row["status"],
                 invitees=invitees, created_at=row["created_at"], ended_at=row["ended_at"],
                 bandwidth_id=row["bandwidth_id"], closing_text=row["closing_text"],
-                members=members,
+                members=members, recorded=bool(row["recorded"]), recordings=recordings,
             ))
         return result
+
+    def recording(self, token: str) -> StoredRecording | None:
+        """The recording a link's token names, with where Bandwidth keeps its media."""
+        row = self.db.execute("SELECT * FROM recordings WHERE token = ?", (token,)).fetchone()
+        return _stored(row) if row else None
+
+    def recordings(self, limit: int) -> list[StoredRecording]:
+        """The newest recordings first."""
+        return [_stored(row) for row in self.db.execute(
+            "SELECT * FROM recordings ORDER BY created_at DESC LIMIT ?", (limit,))]
 
     def conference(self, conference_id: str) -> Conference | None:
         found = self._conferences("id = ?", (conference_id,))
@@ -197,7 +223,7 @@ class SqliteReads:
     def counts(self) -> dict[str, int]:
         """Rows per table: a health and growth figure."""
         tables = ("conferences", "members", "outbox", "deliveries", "inbound", "processed",
-                  "opt_outs")
+                  "opt_outs", "recordings")
         return {t: int(self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
                 for t in tables}
 

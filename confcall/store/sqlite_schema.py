@@ -125,5 +125,22 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX outbox_by_conference ON outbox (conference_id);
     CREATE INDEX outbox_by_message ON outbox (message_id);
     """,
+    # Recordings (recording.enabled): each of Bandwidth's, with the link the organizer gets.
+    """
+    ALTER TABLE conferences ADD COLUMN recorded INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE recordings (
+        recording_id TEXT PRIMARY KEY,
+        conference_id TEXT NOT NULL REFERENCES conferences (id),
+        bandwidth_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        media_url TEXT NOT NULL,
+        duration TEXT NOT NULL DEFAULT '',
+        link TEXT NOT NULL,
+        token TEXT NOT NULL UNIQUE,
+        expires_at REAL NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX recordings_by_conference ON recordings (conference_id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
