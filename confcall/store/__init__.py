@@ -107,7 +107,11 @@ class Reader(Protocol):
 
 async def open_store(config: Config) -> Store:
     """The store `config` names, opened to serve: migrated, checked, and held by this
-    process where only one may write it."""
+    process where only one may write it (SQLite)."""
+    if config.store_url:
+        from confcall.store.postgres import PostgresStore
+
+        return await PostgresStore.open(config.store_url)
     from confcall.store.sqlite import SqliteStore
 
     return SqliteStore.open(config.store_path, synchronous=config.synchronous, writer=True)
@@ -115,6 +119,10 @@ async def open_store(config: Config) -> Store:
 
 def open_reader(config: Config) -> Reader:
     """The store `config` names, to read; StoreError when there is none to read."""
+    if config.store_url:
+        from confcall.store.postgres_reads import PostgresReads
+
+        return PostgresReads.open(config.store_url)
     from confcall.store.sqlite_reads import SqliteReads
 
     return SqliteReads.open(config.store_path)

@@ -398,14 +398,16 @@ class SqlWrites:
         return [_outbox_row(row) for row in rows]
 
     def finish_row(self, row_id: int, status: str, now: float, *, message_id: str | None = None,
-                   error: str | None = None, doubtful: bool = False) -> None:
-        """Settle a row for good (sent, done or failed), and end its lease."""
-        self.db.execute(
+                   error: str | None = None, doubtful: bool = False) -> bool:
+        """Settle a row for good (sent, done or failed), and end its lease; False when it
+        was settled already (by another sender, after its lease ran out)."""
+        cursor = self.db.execute(
             "UPDATE outbox SET status = ?, finished_at = ?, message_id = COALESCE(?, message_id),"
             " last_error = COALESCE(?, last_error), attempts = attempts + 1,"
             " leased_until = NULL, doubtful = doubtful + ? WHERE id = ? AND status = 'pending'",
             (status, now, message_id, error, int(doubtful), row_id),
         )
+        return bool(cursor.rowcount == 1)
 
     def retry_row(self, row_id: int, due_at: float, error: str, *,
                   doubtful: bool = False) -> None:
@@ -425,8 +427,9 @@ class SqlWrites:
             if item.status == RETRY:
                 self.retry_row(row.id, item.due_at, item.detail or "", doubtful=item.doubtful)
                 continue
-            self.finish_row(row.id, item.status, now, message_id=item.message_id,
-                            error=item.detail, doubtful=item.doubtful)
+            if not self.finish_row(row.id, item.status, now, message_id=item.message_id,
+                                   error=item.detail, doubtful=item.doubtful):
+                continue  # what it tells the state machine was told once already
             handling = entry(item.event) if item.event is not None else None
             if item.event is not None and handling is not None:
                 decision = self.run(handling, item.event, rules, now)
