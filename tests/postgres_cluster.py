@@ -55,7 +55,9 @@ def _owner() -> tuple[int, int] | None:
 class Cluster:
     """One running PostgreSQL server and the databases made on it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        # the tests' server keeps nothing past a crash; a benchmark's keeps the defaults
+        self.durable = durable
         self.bindir = _bindir()
         self.owner = _owner()
         self.folder = Path(tempfile.mkdtemp(prefix="confcall-pg-"))
@@ -82,8 +84,9 @@ class Cluster:
         self.process = subprocess.Popen(
             [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port),
              "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-             "-c", "max_connections=300", "-c", "shared_buffers=64MB"],
+             "-c", "max_connections=300", "-c", "shared_buffers=64MB",
+             *([] if self.durable else ["-c", "fsync=off", "-c", "synchronous_commit=off",
+                                        "-c", "full_page_writes=off"])],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, **self._as_owner())
         log.close()
         self._wait()
