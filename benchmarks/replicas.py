@@ -39,11 +39,13 @@ async def database(url: str | None) -> AsyncIterator[str | None]:
         return
     from postgres_cluster import Cluster, Unavailable
 
-    cluster = Cluster(durable=True)
+    cluster: Cluster | None = None
     try:
+        cluster = Cluster(durable=True)
         await asyncio.to_thread(cluster.start)
     except Unavailable as exc:
-        cluster.stop()
+        if cluster is not None:
+            cluster.stop()
         print(f"PostgreSQL figures skipped: {exc}", flush=True)
         yield None
         return

@@ -184,11 +184,13 @@ def postgres_cluster() -> Iterator[Any]:
     (CI=true) they fail."""
     from postgres_cluster import Cluster, Unavailable
 
-    cluster = Cluster()
+    cluster: Cluster | None = None
     try:
+        cluster = Cluster()
         cluster.start()
     except Unavailable as exc:
-        cluster.stop()
+        if cluster is not None:
+            cluster.stop()
         if os.environ.get("CI") == "true":
             pytest.fail(f"PostgreSQL is needed in CI: {exc}")
         pytest.skip(f"no PostgreSQL to test against: {exc}")

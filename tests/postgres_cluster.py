@@ -72,6 +72,10 @@ class Cluster:
         return {"user": self.owner[0], "group": self.owner[1], "extra_groups": []}
 
     def start(self) -> Cluster:
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise Unavailable("psycopg is not installed: pip install -e '.[test]'") from None
         if self.owner is not None:
             os.chown(self.folder, *self.owner)
         done = subprocess.run(

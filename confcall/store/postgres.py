@@ -143,9 +143,14 @@ class PostgresStore:
 
     # --- transactions -------------------------------------------------------------------
 
-    def _in_transaction(self, work: Callable[[_Transaction], T]) -> tuple[T, bool]:
+    def _in_transaction(self, work: Callable[[_Transaction], T],
+                        deadline: float) -> tuple[T, bool]:
         """Run `work` in a transaction on a pooled connection (in a worker thread), again
-        while it loses races; what it returned, and whether it changed a conference."""
+        while it loses races; what it returned, and whether it changed a conference. Work
+        whose caller gave up waiting (past `deadline`) before a thread took it is not run:
+        its webhook answered 503, and Bandwidth delivers it again."""
+        if time.monotonic() > deadline:
+            raise StoreUnavailable("gave up before it began")
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 with self.pool.connection() as connection, connection.transaction():
@@ -163,10 +168,11 @@ class PostgresStore:
         WRITE_WAIT. A transaction cut off by the wait may still commit: the claim makes
         its redelivery a replay."""
         loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + WRITE_WAIT
         try:
             async with asyncio.timeout(WRITE_WAIT):
                 result, changed = await loop.run_in_executor(
-                    self._threads, self._in_transaction, work)
+                    self._threads, self._in_transaction, work, deadline)
         except TimeoutError:
             self._unwritable(f"the database {self.where} did not answer within "
                              f"{WRITE_WAIT:.0f} s")
