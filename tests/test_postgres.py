@@ -283,3 +283,36 @@ def test_a_url_with_a_password_never_shows_it(postgres_cluster: Any) -> None:
             None, {"CONFCALL_STORE_URL": url}))
     assert "s3cret-pw" not in str(caught.value)
     assert "no_such_db" in str(caught.value)
+
+
+def test_serve_on_a_database_it_cannot_reach_is_one_line_and_no_banner(tmp_path: Path) -> None:
+    from aiohttp.test_utils import unused_port
+    from test_serve import clean_env, confcall
+
+    closed = unused_port()  # nothing listens there
+    url = f"postgresql://confcall:s3cret-pw@127.0.0.1:{closed}/confcall"
+    result = confcall("serve", "--port", str(unused_port()), cwd=tmp_path,
+                      env={**clean_env(), "CONFCALL_STORE_URL": url})
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: cannot reach the database postgresql://confcall:***@"), line
+    assert "s3cret-pw" not in result.stderr
+
+
+async def test_the_banner_and_the_logs_name_the_database_without_its_password(
+        postgres_cluster: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from rich.console import Console
+
+    from confcall.config import load_config
+    from confcall.render import banner
+
+    url = postgres_cluster.database().replace("confcall@", "confcall:s3cret-pw@")
+    config = load_config(None, {"CONFCALL_STORE_URL": url})
+    console = Console(record=True, width=200)
+    console.print(banner(config))
+    shown = console.export_text()
+    assert "confcall:***@127.0.0.1" in shown and "s3cret-pw" not in shown
+    store = await PostgresStore.open(url)
+    store._unwritable(f"cannot write the database {store.where}: test")
+    await store.aclose()
+    assert "s3cret-pw" not in caplog.text and "confcall:***@" in caplog.text
