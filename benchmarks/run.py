@@ -15,6 +15,8 @@
 - memory: RSS of `confcall serve` after 100,000 webhooks (quick: 10,000), sampled on the
   way to show whether it stays flat; and the database size per 1,000 conferences.
   Goal: RSS < 100 MB and flat after warm-up.
+- the write path on PostgreSQL, with one replica and with two sharing the load, next to
+  SQLite's (benchmarks/replicas.py; --store URL, else a throwaway PostgreSQL server).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import replicas
 from _harness import Served, fake_bandwidth
 from aiohttp.test_utils import unused_port
 from conftest import inbound_text, voice_event
@@ -243,9 +246,10 @@ async def database_size(quick: bool) -> None:
            size / count * 1000 / 1024 / 1024, "MB", None)
 
 
-async def main(quick: bool) -> None:
+async def main(quick: bool, store: str | None = None) -> None:
     began = time.monotonic()
     await webhooks(quick)
+    await replicas.write_path(quick, store)
     await fan_out()
     await memory(quick)
     await database_size(quick)
@@ -255,4 +259,7 @@ async def main(quick: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs, under a minute")
-    asyncio.run(main(parser.parse_args().quick))
+    parser.add_argument("--store", metavar="URL", help="the PostgreSQL database for the "
+                        "replica figures (default: a throwaway server, if installed)")
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.quick, arguments.store))

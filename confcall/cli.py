@@ -687,7 +687,7 @@ def _as_organizer(config: Config, url: str | None, organizer: str | None,
     server = _server_url(url, config)
     who = _number(organizer, config, "--organizer") if organizer is not None else None
     target = None
-    if config.store_path.exists():
+    if config.store_url or config.store_path.exists():
         target = _active_conference(_open_store(config), who)
     elif who is None:
         fail(f"no database at {config.store_path} to find the active conference in: name "
@@ -775,6 +775,9 @@ def backup(
     from confcall.backup import backup as copy_database
 
     config = _config(config_path)
+    if config.store_url:
+        fail(f"{config.store_name} is PostgreSQL: back it up with pg_dump (pg_dump "
+             "--format=custom URL > confcall.dump), not confcall backup")
     console = _stderr()
 
     def progress(done: int, total: int) -> None:
@@ -812,6 +815,9 @@ def restore(
     from confcall.backup import restore as put_back
 
     config = _config(config_path)
+    if config.store_url:
+        fail(f"{config.store_name} is PostgreSQL: restore it with pg_restore, not "
+             "confcall restore")
     target = config.store_path
     if target.exists() and not yes and not typer.confirm(
             f"Replace {target} with {backup_file}?", default=False, err=True):
@@ -828,6 +834,51 @@ def restore(
                         f"{copied.conferences} conference(s)", markup=False)
 
 
+
+@app.command()
+def migrate(
+    source: Annotated[Path | None, typer.Option(
+        "--from", help="The SQLite database to copy.", dir_okay=False,
+        show_default="store.path")] = None,
+    target: Annotated[str | None, typer.Option(
+        "--to", help="The PostgreSQL database to copy it into: postgresql://…",
+        show_default="store.url")] = None,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Copy a SQLite database into an empty PostgreSQL one, to serve it from replicas. Stop
+    `confcall serve` first (it is refused while one uses the SQLite database); then set
+    store.url (CONFCALL_STORE_URL) to the PostgreSQL database, and start the replicas.
+
+    Compare `confcall history --json` before and after to check the copy.
+
+    Example:
+
+    \b
+      confcall migrate --from confcall.db --to postgresql://confcall@db.internal/confcall
+    """
+    from confcall.config import shown_url
+
+    config = _config(config_path, need_live=False)
+    source = source or config.store_path
+    url = target or config.store_url
+    if not url:
+        fail("--to: name the PostgreSQL database to copy into (postgresql://…), or set "
+             "store.url")
+    if not url.startswith(("postgresql://", "postgres://")):
+        fail(f"--to: {shown_url(url)!r} is not a postgresql:// URL")
+    from confcall.store.transfer import to_postgres
+
+    try:
+        moved = to_postgres(source, url)
+    except ConfcallError as exc:
+        fail(str(exc))
+    if as_json:
+        _print_json({"source": str(moved.source), "target": moved.target, "rows": moved.rows})
+        return
+    counted = ", ".join(f"{n} {table}" for table, n in moved.rows.items())
+    _stdout().print(f"copied {moved.source} to {moved.target}: {counted}. Serve from it with "
+                    "store.url (CONFCALL_STORE_URL).", markup=False, soft_wrap=True)
 
 
 def main() -> None:

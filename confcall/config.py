@@ -24,7 +24,8 @@ class Key:
     """One configuration key: where it may come from and how to read it."""
 
     name: str
-    kind: str  # "str", "secret", "int", "bool", "choice", "phone", "phones", "region", "url"
+    # "str", "secret", "int", "bool", "choice", "phone", "phones", "region", "url", "database"
+    kind: str
     env: tuple[str, ...] = ()
     default: Any = None
     help: str = ""
@@ -66,7 +67,9 @@ KEYS: tuple[Key, ...] = (
         help="seconds a request's body may take to arrive"),
     Key("server.max_connections", "int", (), 1000, minimum=10, maximum=100_000,
         help="connections open at once; more are closed as they come"),
-    Key("store.path", "str", (), "confcall.db"),
+    Key("store.path", "str", (), "confcall.db", help="the SQLite database"),
+    Key("store.url", "database", (), None,
+        help="a PostgreSQL database (postgresql://…), for replicas; unset: store.path"),
     Key("store.retain_days", "int", (), 30, minimum=1),
     Key("store.synchronous", "choice", (), "normal", help="normal or full",
         choices=("normal", "full")),
@@ -81,6 +84,8 @@ KEYS: tuple[Key, ...] = (
     Key("outbox.concurrency", "int", (), 10, minimum=1, maximum=100),
     Key("outbox.max_retry_delay", "int", (), 300, minimum=1),
     Key("outbox.request_timeout", "int", (), 10, minimum=1, maximum=120),
+    Key("outbox.lease_seconds", "int", (), None, minimum=2, maximum=3600,
+        help="how long a row being sent is held; default 2 × request_timeout + 30"),
     Key("log.mask_numbers", "bool", (), True),
     Key("log.format", "choice", (), "text", help="text, or json: one JSON object a line",
         choices=("text", "json")),
@@ -176,9 +181,30 @@ class Config:
     sandbox: bool
     source: Path | None = field(default=None, compare=False)
     log_format: str = "text"
+    store_url: str | None = None  # PostgreSQL; None: the SQLite database at store_path
+    lease_seconds: float = 50.0  # how long the outbox holds a row it is sending
 
+    @property
+    def store_name(self) -> str:
+        """The database, as a person would name it in a message: the SQLite file, or the
+        PostgreSQL URL without its password."""
+        return shown_url(self.store_url) if self.store_url else str(self.store_path)
     def callback_url(self, route: str) -> str:
         return self.server.public_url.rstrip("/") + route
+
+
+def shown_url(url: str) -> str:
+    """A database URL fit to show: its password (in the URL or its query) replaced."""
+    import re
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, host = netloc.rsplit("@", 1)
+        netloc = f"{user.split(':', 1)[0]}:***@{host}" if ":" in user else netloc
+    query = re.sub(r"(?i)(password=)[^&]*", r"\1***", parts.query)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _did_you_mean(name: str, known: Iterable[str], quote: str = "") -> str:
@@ -236,8 +262,10 @@ def _from_environ(environ: Mapping[str, str]) -> dict[str, _Setting]:
     unknown = sorted(name for name in environ if name.startswith(ENV_PREFIX)
                      and name not in ENV_KEYS)
     if unknown:
-        ours = [env for env in ENV_KEYS if env.startswith(ENV_PREFIX)]
-        listed = ", ".join(name + _did_you_mean(name, ours) for name in unknown)
+        # compared without the prefix they all share, which would make any two look alike
+        ours = [env.removeprefix(ENV_PREFIX) for env in ENV_KEYS if env.startswith(ENV_PREFIX)]
+        listed = ", ".join(name + _did_you_mean(name.removeprefix(ENV_PREFIX), ours).replace(
+            "mean ", "mean " + ENV_PREFIX) for name in unknown)
         plural = "s" if len(unknown) > 1 else ""
         raise ConfigError(f"unknown environment variable{plural} {listed}")
     flat: dict[str, _Setting] = {}
@@ -261,6 +289,13 @@ def _coerce(key: Key, value: Any, region: str, label: str) -> Any:
         if key.kind == "url" and not value.startswith(("http://", "https://")):
             raise fail(f"{value!r} is not an http:// or https:// URL")
         return value.rstrip("/") if key.kind == "url" else value
+    if key.kind == "database":
+        if not isinstance(value, str):
+            raise fail("must be a string")
+        value = value.strip()
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise fail(f"{shown_url(value)!r} is not a postgresql:// URL")
+        return value
     if key.kind == "int":
         if isinstance(value, bool):
             raise fail("must be a whole number")
@@ -480,6 +515,15 @@ def load_config(
         **{name.split(".", 1)[1]: values[name] for name in KEYS_BY_NAME
            if name.startswith("bandwidth.")}
     )
+    if "store.url" in raw and "store.path" in raw:
+        raise ConfigError(f"{raw['store.path'].label} and {raw['store.url'].label}: set one "
+                          "(store.path for SQLite, store.url for PostgreSQL), not both")
+    request_timeout = float(values["outbox.request_timeout"])
+    lease = values["outbox.lease_seconds"]
+    if lease is not None and lease <= request_timeout:
+        raise ConfigError(f"{raw['outbox.lease_seconds'].label}: must be longer than "
+                          f"outbox.request_timeout ({request_timeout:.0f} s), or a row would "
+                          "be taken over while it is being sent")
     return Config(
         bandwidth=bandwidth,
         server=server,
@@ -494,7 +538,9 @@ def load_config(
         default_region=region,
         outbox_concurrency=values["outbox.concurrency"],
         max_retry_delay=float(values["outbox.max_retry_delay"]),
-        request_timeout=float(values["outbox.request_timeout"]),
+        request_timeout=request_timeout,
+        lease_seconds=float(lease) if lease is not None else 2 * request_timeout + 30,
+        store_url=values["store.url"],
         mask_numbers=values["log.mask_numbers"],
         log_format=values["log.format"],
         sandbox=sandbox,

@@ -66,7 +66,7 @@ class Outbox:
         self.config = config
         self.clock = clock
         self.rng = rng or random.Random()
-        self.lease_seconds = 2 * config.request_timeout + 30
+        self.lease_seconds = config.lease_seconds
         self._wake = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._settled: dict[int, Settlement] = {}

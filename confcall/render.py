@@ -89,7 +89,7 @@ def banner(config: Config) -> RenderableType:
     table.add_row("listening", Text(config.server.listen_url))
     table.add_row("line", Text(config.bandwidth.phone_number))
     table.add_row("organizers", Text(", ".join(config.organizers)))
-    table.add_row("database", Text(visible(str(config.store_path))))
+    table.add_row("database", Text(visible(config.store_name)))
     for label, route in CALLBACK_ROUTES:
         table.add_row(label, Text(config.callback_url(route)))
     title = Text("confcall: callback URLs for the Bandwidth applications below", style="bold")

@@ -24,8 +24,14 @@ def _reading(report: Callable[..., R]) -> Callable[..., R]:
     def read(store: Reader, *args: Any) -> R:
         try:
             return report(store, *args)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot read {store.where}: {exc}") from None
+        except Exception as exc:
+            # psycopg's errors are told by their module: importing psycopg here would slow
+            # every command that never uses PostgreSQL
+            if not (isinstance(exc, sqlite3.DatabaseError)
+                    or type(exc).__module__.startswith("psycopg")):
+                raise
+            shown = " ".join(str(exc).split())[:300]
+            raise StoreError(f"cannot read {store.where}: {shown}") from None
 
     return read
 

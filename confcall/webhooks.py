@@ -174,7 +174,7 @@ async def initiate(request: web.Request) -> web.Response:
         return _bxml(bxml.empty())
     config, rules = request.app[CONFIG], request.app[RULES]
     chosen = conference.answer(rules, event.caller, event.line,
-                               request.app[STORE].joinable(event.caller))
+                               await request.app[STORE].to_join(event.caller))
     if chosen is None:
         why = "not invited" if event.line == rules.line else f"a call to {event.line}"
         log.info("call %s from %s refused: %s", event.call_id, event.caller, why)
@@ -198,7 +198,7 @@ async def answered(request: web.Request) -> web.Response:
         return _bxml(bxml.empty())
     config = request.app[CONFIG]
     what, chosen = conference.answer_dialled(event.callee, event.tag, event.machine,
-                                             request.app[STORE].joinable(event.callee))
+                                             await request.app[STORE].to_join(event.callee))
     if what == "voicemail":
         log.info("call %s to %s: a voicemail answered", event.call_id, event.callee)
         return _bxml(bxml.voicemail(request.app[RULES].line))

@@ -80,25 +80,43 @@ class Flow:
 
 
 class Driver:
-    """Plays Bandwidth's side of the flows: every callback is posted until it gets a 2xx."""
+    """Plays Bandwidth's side of the flows: every callback is posted until it gets a 2xx.
+    With several replicas it plays a load balancer too: each post goes to one at random,
+    some are delivered again to another (a replay), and some to all at the same moment."""
 
-    def __init__(self, served: Served, fake: FakeBandwidth, session: aiohttp.ClientSession):
+    def __init__(self, served: Served, fake: FakeBandwidth, session: aiohttp.ClientSession,
+                 replicas: list[Served] | None = None, seed: int = 0):
         self.served = served
         self.fake = fake
         self.session = session
+        self.replicas = replicas or [served]
+        self.chance = random.Random(seed)
 
     async def deliver(self, path: str, body: Any) -> str:
+        if len(self.replicas) > 1 and self.chance.random() < 0.15:
+            answers = await asyncio.gather(*(self._post(r, path, body) for r in self.replicas))
+            if any(a is not None for a in answers):
+                return next(a for a in answers if a is not None)
         while True:
-            try:
-                async with self.session.post(self.served.url + path, json=body,
-                                             timeout=aiohttp.ClientTimeout(total=5)) as answer:
-                    if answer.status < 300:
-                        return await answer.text()
-                    if answer.status < 500:
-                        raise AssertionError(f"{path} answered {answer.status}")
-            except (TimeoutError, aiohttp.ClientError):
-                pass  # not answered: Bandwidth delivers it again
+            answer = await self._post(self.chance.choice(self.replicas), path, body)
+            if answer is not None:
+                if len(self.replicas) > 1 and self.chance.random() < 0.15:
+                    await self._post(self.chance.choice(self.replicas), path, body)  # a replay
+                return answer
             await asyncio.sleep(0.05)
+
+    async def _post(self, served: Served, path: str, body: Any) -> str | None:
+        """The answer, or None when there was none or a 5xx (Bandwidth delivers it again)."""
+        try:
+            async with self.session.post(served.url + path, json=body,
+                                         timeout=aiohttp.ClientTimeout(total=5)) as answer:
+                if answer.status < 300:
+                    return await answer.text()
+                if answer.status < 500:
+                    raise AssertionError(f"{path} answered {answer.status}")
+        except (TimeoutError, aiohttp.ClientError):
+            pass  # not answered: Bandwidth delivers it again
+        return None
 
     async def wait(self, predicate: Any, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -112,6 +130,8 @@ class Driver:
                              message_id=f"start-{flow.index}")
         await self.deliver("/callbacks/messaging", start)
         first = flow.invitees[0]
+        if len(self.replicas) > 1:  # invitees call once invited, as people do
+            await self.wait(lambda: any(t["to"] == [first] for t in self.fake.texts))
         calls = [f"c-{flow.index}-{k}" for k in range(3)]
         bxml = await self.deliver("/callbacks/voice/initiate", voice_event(
             "initiate", **{"from": first, "to": LINE, "callId": calls[0]}))
@@ -165,17 +185,23 @@ def tally(flows: list[Flow], texts: list[dict[str, Any]], report: Report) -> Non
 
 async def run(fake: FakeBandwidth, workdir: Path, *, kills: int, flows: int = 3,
               seed: int = 0, parallel: int = 3,
-              gap: tuple[float, float] = (0.05, 0.5)) -> Report:
+              gap: tuple[float, float] = (0.05, 0.5), store_url: str | None = None,
+              replicas: int = 1, **settings: str) -> Report:
     """Run at least `flows` flows, `parallel` at a time, while killing the server `kills`
-    times at random moments `gap` seconds apart."""
+    times at random moments `gap` seconds apart. With `store_url` (PostgreSQL) and
+    `replicas`, that many servers share it; each kill takes one at random while the others
+    serve, and it is started again."""
     chance = random.Random(seed)
-    served = Served(workdir, fake, ORGANIZERS[:parallel])
+    servers = [Served(workdir, fake, ORGANIZERS[:parallel], store_url=store_url,
+                      name="serve" if replicas == 1 else f"replica-{i}", **settings)
+               for i in range(replicas)]
+    served = servers[0]
     report = Report()
-    await served.start()
+    await asyncio.gather(*(s.start() for s in servers))
     all_flows: list[Flow] = []
     try:
         async with aiohttp.ClientSession() as session:
-            driver = Driver(served, fake, session)
+            driver = Driver(served, fake, session, servers, seed)
             killing = True
 
             async def organizer_loop(organizer: str) -> None:
@@ -189,13 +215,15 @@ async def run(fake: FakeBandwidth, workdir: Path, *, kills: int, flows: int = 3,
             loops = [asyncio.create_task(organizer_loop(o)) for o in ORGANIZERS[:parallel]]
             for _ in range(kills):
                 await asyncio.sleep(chance.uniform(*gap))
-                await served.kill()
+                victim = chance.choice(servers)
+                await victim.kill()
                 report.kills += 1
-                await served.start()
+                await victim.start()
             killing = False
             await asyncio.gather(*loops)
     finally:
-        await served.stop()
+        for each in servers:
+            await each.stop()
     report.flows = len(all_flows)
     tally(all_flows, fake.texts, report)
     return report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import os
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -18,7 +19,7 @@ from confcall.app import create_app
 from confcall.appkeys import OUTBOX, STORE
 from confcall.auth import basic_auth
 from confcall.config import Config, load_config
-from confcall.store.sqlite_reads import SqliteReads
+from confcall.store import Reader, open_reader
 
 LINE = "+12015550100"  # the Bandwidth number (fictional-use range)
 ORGANIZER = "+12015550101"
@@ -72,11 +73,22 @@ class Line:
         self.client = client
         self.fake = fake
         self.config = config
+        self._reader: Reader | None = None
 
     @property
     def store(self) -> Any:
-        """The line's database, to read (the serving store writes)."""
-        return self.client.app[STORE].reads  # type: ignore[index]
+        """The line's database, to read: on SQLite the serving store's own connection; on
+        PostgreSQL a connection of the reader's own, as `confcall status` has."""
+        if self.config.store_url is None:
+            return self.client.app[STORE].reads  # type: ignore[index]
+        if self._reader is None:
+            self._reader = open_reader(self.config)
+        return self._reader
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
     def wake(self) -> None:
         self.client.app[OUTBOX].wake()  # type: ignore[index]
@@ -147,6 +159,62 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+# --- the stores -----------------------------------------------------------------------------
+# Tests marked `both_stores` (a module's `pytestmark`) run once on SQLite and once on
+# PostgreSQL; `sqlite_only` keeps one of them to SQLite (it pokes at SQLite on purpose).
+
+STORES = ("sqlite", "postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_stores: run on SQLite and on PostgreSQL")
+    config.addinivalue_line("markers", "sqlite_only: SQLite's own behaviour, not a store's")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if ("store_kind" in metafunc.fixturenames
+            and metafunc.definition.get_closest_marker("both_stores") is not None
+            and metafunc.definition.get_closest_marker("sqlite_only") is None):
+        metafunc.parametrize("store_kind", STORES, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Any]:
+    """One throwaway PostgreSQL server for the session (tests/postgres_cluster.py). Where
+    PostgreSQL is missing the tests that need it are skipped, saying why; in CI
+    (CI=true) they fail."""
+    from postgres_cluster import Cluster, Unavailable
+
+    cluster: Cluster | None = None
+    try:
+        cluster = Cluster()
+        cluster.start()
+    except Unavailable as exc:
+        if cluster is not None:
+            cluster.stop()
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is needed in CI: {exc}")
+        pytest.skip(f"no PostgreSQL to test against: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Which store the line runs on: SQLite unless the test is parametrized over both."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def store_settings(store_kind: str, tmp_path: Path,
+                   request: pytest.FixtureRequest) -> dict[str, str]:
+    """The configuration of the test's database: a new SQLite file, or a new PostgreSQL
+    database holding the schema."""
+    if store_kind == "postgresql":
+        return {"store.url": request.getfixturevalue("postgres_cluster").database()}
+    return {"store.path": str(tmp_path / "confcall.db")}
+
+
 @pytest.fixture
 async def fake(aiohttp_server: Any) -> AsyncIterator[FakeBandwidth]:
     bandwidth = FakeBandwidth()
@@ -155,7 +223,8 @@ async def fake(aiohttp_server: Any) -> AsyncIterator[FakeBandwidth]:
     assert bandwidth.rejected == [], "confcall sent requests that break Bandwidth's schema"
 
 
-def live_config(tmp_path: Path, fake: FakeBandwidth, **overrides: Any) -> Config:
+def live_config(tmp_path: Path, fake: FakeBandwidth, store: dict[str, str] | None = None,
+                **overrides: Any) -> Config:
     values: dict[str, Any] = {
         "bandwidth.account_id": ACCOUNT_ID,
         "bandwidth.username": USERNAME,
@@ -164,19 +233,23 @@ def live_config(tmp_path: Path, fake: FakeBandwidth, **overrides: Any) -> Config
         "bandwidth.voice_application_id": VOICE_APPLICATION_ID,
         "organizers.numbers": [ORGANIZER, OTHER_ORGANIZER],
         "server.public_url": "https://confcall.example.com",
-        "store.path": str(tmp_path / "confcall.db"),
+        **(store or {"store.path": str(tmp_path / "confcall.db")}),
         "outbox.max_retry_delay": 1,
         "outbox.request_timeout": 2,
         **fake.urls(),
     }
     values.update(overrides)
+    if "store.path" in overrides:  # a test's own SQLite file, or PostgreSQL database
+        values.pop("store.url", None)
+    if "store.url" in overrides:
+        values.pop("store.path", None)
     return load_config(None, {}, values)
 
 
 StartLine = Callable[..., Awaitable[Line]]
 
 
-def check_invariants(store: SqliteReads) -> None:
+def check_invariants(store: Any) -> None:
     """What must hold in the database whatever callbacks arrived, in whatever order."""
     db = store.db
     assert not db.execute(
@@ -197,8 +270,8 @@ def check_invariants(store: SqliteReads) -> None:
 
 
 @pytest.fixture
-async def start_line(tmp_path: Path, fake: FakeBandwidth,
-                     aiohttp_client: Any) -> AsyncIterator[StartLine]:
+async def start_line(tmp_path: Path, fake: FakeBandwidth, aiohttp_client: Any,
+                     store_settings: dict[str, str]) -> AsyncIterator[StartLine]:
     """Start the confcall app (config overrides as keyword arguments, dotted keys with
     `__` for `.`) against the fake Bandwidth. Each test ends with the invariants checked."""
     started: list[Line] = []
@@ -206,14 +279,19 @@ async def start_line(tmp_path: Path, fake: FakeBandwidth,
     async def start(clock: Callable[[], float] = time.time, rng: random.Random | None = None,
                     **overrides: Any) -> Line:
         dotted = {k.replace("__", "."): v for k, v in overrides.items()}
-        config = live_config(tmp_path, fake, **dotted)
+        config = live_config(tmp_path, fake, store_settings, **dotted)
         client = await aiohttp_client(create_app(config, clock=clock, rng=rng))
         started.append(Line(client, fake, config))
         return started[-1]
 
     yield start
     for line in started:
-        check_invariants(SqliteReads.open(line.config.store_path))
+        line.close()
+        reader = open_reader(line.config)
+        try:
+            check_invariants(reader)
+        finally:
+            reader.close()
 
 
 @pytest.fixture

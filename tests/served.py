@@ -16,23 +16,29 @@ from fake_bandwidth import FakeBandwidth
 
 class Served:
     """One `confcall serve` process at a time on a fixed port and database, against `fake`
-    (or, with no fake, in sandbox mode); kill and restart it at will."""
+    (or, with no fake, in sandbox mode); kill and restart it at will. With `store_url`, on
+    that PostgreSQL database: several Served, each on its own port, are replicas."""
 
     def __init__(self, workdir: Path, fake: FakeBandwidth | None, organizers: list[str],
-                 line: str = "+12015550100", **settings: str) -> None:
+                 line: str = "+12015550100", *, store_url: str | None = None,
+                 name: str = "serve", **settings: str) -> None:
         self.workdir = workdir
+        self.name = name  # its log is NAME.log in workdir
         self.port = unused_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith(("CONFCALL_", "BW_", "BANDWIDTH_"))}
         self.env.update({
             "CONFCALL_SERVER_PORT": str(self.port),
-            "CONFCALL_STORE_PATH": str(workdir / "confcall.db"),
             "CONFCALL_ORGANIZERS_NUMBERS": ",".join(organizers),
             "CONFCALL_BANDWIDTH_PHONE_NUMBER": line,
             "CONFCALL_OUTBOX_MAX_RETRY_DELAY": "1",
             "CONFCALL_OUTBOX_REQUEST_TIMEOUT": "2",
         })
+        if store_url is not None:
+            self.env["CONFCALL_STORE_URL"] = store_url
+        else:
+            self.env["CONFCALL_STORE_PATH"] = str(workdir / "confcall.db")
         if fake is not None:
             self.env.update({
                 "CONFCALL_BANDWIDTH_ACCOUNT_ID": fake.account_id,
@@ -46,7 +52,7 @@ class Served:
         self.starts = 0
 
     async def start(self, timeout: float = 20.0) -> None:
-        log = (self.workdir / "serve.log").open("ab")
+        log = (self.workdir / f"{self.name}.log").open("ab")
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "confcall", "serve", cwd=self.workdir, env=self.env,
             stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)

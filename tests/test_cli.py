@@ -43,7 +43,8 @@ def write_config(path: Path, line: Line, **extra: dict[str, Any]) -> Path:
         },
         "organizers": {"numbers": list(config.organizers)},
         "server": {"public_url": str(line.client.make_url("")).rstrip("/")},
-        "store": {"path": str(config.store_path)},
+        "store": ({"url": config.store_url} if config.store_url
+                  else {"path": str(config.store_path)}),
     }
     if config.server.callback_auth:
         sections["server"]["callback_username"] = config.server.callback_username

@@ -10,6 +10,8 @@ import pytest
 from conftest import LINE, ORGANIZER, STRANGER, Line, StartLine, invitees, voice_event, wait_for
 from defusedxml import ElementTree
 
+pytestmark = pytest.mark.both_stores
+
 T0 = "2026-11-25T10:00:00.000Z"
 
 
@@ -210,7 +212,7 @@ async def test_a_text_queued_before_a_stop_does_not_go_to_them(line: Line) -> No
     line.fake.faults.clear()
     line.wake()
     await wait_for(lambda: len(line.fake.texts_to(b)) == 1, timeout=10)  # the STOP's answer
-    await line.settle()
+    await wait_for(lambda: all(r.status != "pending" for r in line.store.outbox()), timeout=10)
     assert [t["text"][:12] for t in line.fake.texts_to(b)] == ["You will get"]
     states = {d.recipient: d.state for d in line.store.deliveries(line.active().id)
               if d.purpose == "invite"}

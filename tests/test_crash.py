@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import chaos
 import pytest
-from conftest import ORGANIZER, inbound_text, invitees, wait_for
+from conftest import ORGANIZER, check_invariants, inbound_text, invitees, wait_for
 from fake_bandwidth import FakeBandwidth
 from served import Served
+
+from confcall.store.postgres_reads import PostgresReads
 
 
 async def test_sigkill_at_random_moments_loses_nothing(fake: FakeBandwidth,
@@ -81,3 +85,29 @@ async def test_a_second_server_on_the_same_database_is_refused(fake: FakeBandwid
     await first.kill()  # a crash lets go of the database: the next server starts
     await second.start()
     await second.stop()
+
+
+async def test_two_replicas_on_postgresql_lose_nothing_while_one_is_killed(
+        fake: FakeBandwidth, tmp_path: Path, postgres_cluster: Any) -> None:
+    """Two `confcall serve` on one PostgreSQL database behind a load balancer (the driver
+    spreads the callbacks, replays some on the other replica, posts some to both at once);
+    one of them SIGKILLed at random moments while the other serves. A dead replica's rows
+    are taken over once its lease (3 s here) runs out."""
+    url = postgres_cluster.database()
+    report = await chaos.run(fake, tmp_path, kills=8, flows=6, seed=11, store_url=url,
+                             replicas=2, CONFCALL_OUTBOX_LEASE_SECONDS="3")
+    print(report.line())
+    assert report.kills == 8
+    assert report.flows >= 6
+    assert report.expected == report.flows * 13
+    assert report.lost == 0, report.missing
+    assert report.replay_duplicates == 0
+    reader = PostgresReads.open(url)
+    try:
+        check_invariants(reader)
+        doubtful = {row.id for row in reader.outbox() if row.doubtful}
+    finally:
+        reader.close()
+    # every duplicate is of one row, and that row says it may have gone out twice
+    sent = Counter(int(t["tag"]) for t in fake.texts)
+    assert {row for row, copies in sent.items() if copies > 1} <= doubtful

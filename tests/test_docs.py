@@ -32,7 +32,8 @@ def test_example_config_documents_every_key() -> None:
     for key in KEYS:
         section, name = key.name.split(".")
         assert f"[{section}]" in text
-        assert re.search(rf"^{name} = ", text, re.M), key.name
+        # a key with no fixed default (store.url, outbox.lease_seconds) is shown commented
+        assert re.search(rf"^(# )?{name} = ", text, re.M), key.name
 
 
 def test_the_example_config_as_is_is_refused_naming_its_placeholders() -> None:

@@ -25,6 +25,8 @@ from defusedxml import ElementTree
 from confcall.conference import ENDED, ENDING
 from confcall.events import parse_time
 
+pytestmark = pytest.mark.both_stores
+
 T0 = "2026-11-25T10:00:00.000Z"
 
 

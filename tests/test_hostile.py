@@ -10,20 +10,19 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import unused_port
-from conftest import check_invariants, inbound_text
+from conftest import STORES, check_invariants, inbound_text
 from fake_bandwidth import FIXTURES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from confcall.app import create_app
 from confcall.config import SANDBOX_ORGANIZER, SANDBOX_PHONE_NUMBER, load_config
-from confcall.store.sqlite_reads import SqliteReads
+from confcall.store import open_reader
 
 ROUTES = ["/callbacks/messaging", "/callbacks/voice/initiate", "/callbacks/voice/conference",
           "/callbacks/voice/status"]
@@ -34,11 +33,10 @@ class ThreadedServer:
     """The real app on its own event loop in a thread, so that hypothesis (which is
     synchronous) can post to it."""
 
-    def __init__(self, store: Path) -> None:
+    def __init__(self, store: dict[str, str]) -> None:
         self.port = unused_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.config = load_config(None, {}, {"server.port": self.port,
-                                             "store.path": str(store)})
+        self.config = load_config(None, {}, {"server.port": self.port, **store})
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -72,12 +70,21 @@ class ThreadedServer:
             return int(error.code)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]:
-    store = tmp_path_factory.mktemp("hostile") / "confcall.db"
+@pytest.fixture(scope="module", params=STORES)
+def server(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]:
+    """The sandbox app on each store in turn; the invariants checked after every test."""
+    if request.param == "postgresql":
+        store = {"store.url": request.getfixturevalue("postgres_cluster").database()}
+    else:
+        store = {"store.path": str(tmp_path_factory.mktemp("hostile") / "confcall.db")}
     with ThreadedServer(store) as running:
         yield running
-    check_invariants(SqliteReads.open(store))
+        reader = open_reader(running.config)
+        try:
+            check_invariants(reader)
+        finally:
+            reader.close()
 
 
 json_values = st.recursive(

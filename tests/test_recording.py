@@ -14,6 +14,8 @@ from defusedxml import ElementTree
 
 from confcall import payloads, schema
 
+pytestmark = pytest.mark.both_stores
+
 T0 = "2026-11-25T10:00:00.000Z"
 
 

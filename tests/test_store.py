@@ -157,3 +157,17 @@ async def test_work_whose_caller_is_gone_is_not_run(tmp_path: Path) -> None:
     assert await kept is True
     assert gone.cancelled()
     assert {r[0] for r in store.db.execute("SELECT key FROM processed")} == {"kept"}
+
+
+def test_migrate_copies_every_table_and_column_sqlite_has(tmp_path: Path) -> None:
+    """`confcall migrate` copies what TABLES names: a table or column added to the schema
+    and forgotten there would be lost in the move to PostgreSQL."""
+    from confcall.store.transfer import TABLES
+
+    store = Store.open(tmp_path / "c.db")
+    schema = {
+        table: {row[1] for row in store.db.execute(f"PRAGMA table_info({table})")}
+        for (table,) in store.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+            " AND name NOT LIKE 'sqlite_%'")}
+    assert {table: set(columns) for table, columns in TABLES} == schema

@@ -67,8 +67,10 @@ class Store(Protocol):
     async def backlog(self) -> int:
         """Texts and completions waiting to be sent."""
 
-    def joinable(self, number: str) -> list[Conference]:
-        """Active conferences `number` may join, from memory: it answers every call."""
+    async def to_join(self, number: str) -> list[Conference]:
+        """Active conferences `number` may join. From memory, as it answers every call; a
+        store whose memory may lag behind another process's writes checks the database
+        before it lets a caller be refused."""
 
     def is_active(self, conference_id: str) -> bool:
         """Whether the conference is active, from memory."""
@@ -117,7 +119,11 @@ class Reader(Protocol):
 
 async def open_store(config: Config) -> Store:
     """The store `config` names, opened to serve: migrated, checked, and held by this
-    process where only one may write it."""
+    process where only one may write it (SQLite)."""
+    if config.store_url:
+        from confcall.store.postgres import PostgresStore
+
+        return await PostgresStore.open(config.store_url)
     from confcall.store.sqlite import SqliteStore
 
     return SqliteStore.open(config.store_path, synchronous=config.synchronous, writer=True)
@@ -125,6 +131,10 @@ async def open_store(config: Config) -> Store:
 
 def open_reader(config: Config) -> Reader:
     """The store `config` names, to read; StoreError when there is none to read."""
+    if config.store_url:
+        from confcall.store.postgres_reads import PostgresReads
+
+        return PostgresReads.open(config.store_url)
     from confcall.store.sqlite_reads import SqliteReads
 
     return SqliteReads.open(config.store_path)

@@ -1,59 +1,35 @@
 """The SQLite store, the embedded default: one process writes it (a lock on the file
 proves it), webhooks answered in one turn of the event loop share one transaction, and the
-active conferences are kept in memory between writes. The only module that writes SQL."""
+active conferences are kept in memory between writes. Its SQL is in sql.py, which the
+PostgreSQL store shares."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from confcall.conference import (
-    ENDED,
-    ENDING,
-    AddInvitees,
-    BeginEnding,
     Conference,
     Decision,
-    Effect,
-    FinishConference,
-    OptIn,
-    OptOut,
-    QueueCall,
-    QueueCompletion,
-    QueueRecapTimer,
-    QueueText,
-    RecordBandwidthId,
-    RecordDelivery,
-    RecordJoin,
-    RecordLeave,
-    RecordRecording,
     Rules,
-    Sender,
-    StartConference,
 )
 from confcall.errors import StoreError, StoreUnavailable
-from confcall.events import Event, TextReceived
-from confcall.handle import Entry, Reads, entry
+from confcall.events import Event
+from confcall.handle import Entry
 from confcall.store.model import (
-    ANSWERS,
-    CALL,
-    COMPLETE,
-    RECAP,
-    RETRY,
-    TEXT,
     OutboxRow,
     Settlement,
     StoredRecording,
 )
-from confcall.store.sqlite_reads import SqliteReads, _not_in, _outbox_row
+from confcall.store.sql import SqlWrites
+from confcall.store.sqlite_reads import SqliteReads
 from confcall.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger("confcall.store")
@@ -117,14 +93,14 @@ class _Queued:
 
 
 
-class SqliteStore:
+class SqliteStore(SqlWrites):
     """One SQLite database. Writes happen inside `transaction()`; reads may happen anywhere."""
 
     def __init__(self, connection: sqlite3.Connection, path: Path,
                  writer_file: int | None = None) -> None:
         self.db = connection
         self.path = path
-        self.reads = SqliteReads(connection, path)
+        self.reads: SqliteReads = SqliteReads(connection, path)
         self._writer_file = writer_file
         self._identity = _identity(os.fstat(writer_file)) if writer_file is not None else None
         # The active conferences without their members, read once and kept until a write
@@ -396,277 +372,21 @@ class SqliteStore:
             return f"the database file {self.path} was replaced by another file"
         return None
 
-    # --- one event, whole --------------------------------------------------------------
-
-    def run(self, entry: Entry, event: Event, rules: Rules, now: float,
-            new_id: str = "") -> Decision | None:
-        """One event in the transaction under way: claim its identity (None when it was
-        seen before: a replay), read what its decision needs, decide, apply the effects."""
-        if event.key and not self.claim(event.key, now):
-            return None
-        if isinstance(event, TextReceived) and not self.record_inbound(
-                event.message_id, event.sender, event.line, event.text, now):
-            return None  # a replay from before the claims were pruned
-        found: Conference | Sender | None = None
-        if entry.reads is Reads.SENDER:
-            sender = getattr(event, "sender", "")
-            found = Sender(self.reads.current_conference(sender), self.reads.opted_out()) if (
-                sender in rules.organizers) else Sender()
-        elif entry.reads is Reads.NAMED_CONFERENCE:  # our conference id is its tag and name
-            tag = getattr(event, "tag", None)
-            found = (self.reads.conference(tag) if tag else None) or self.reads.conference(
-                getattr(event, "name", ""))
-        elif entry.reads is Reads.CONFERENCE:
-            found = self.reads.conference(getattr(event, "conference_id", ""))
-        decision = entry.decide(rules, event, found, now, new_id)
-        self.apply(decision.effects, now, getattr(event, "application_id", None))
-        return decision
-
-    # --- callbacks seen -------------------------------------------------------------
-
-    def claim(self, key: str, now: float) -> bool:
-        """Record a callback's identity; False when it was seen before (a replay)."""
-        cursor = self.db.execute(
-            "INSERT OR IGNORE INTO processed (key, at) VALUES (?, ?)", (key, now)
-        )
-        return cursor.rowcount == 1
-
-    def record_inbound(self, message_id: str, sender: str, line: str, body: str,
-                       at: float) -> bool:
-        """Keep an inbound text; False when a text with its id is already kept. Texts are
-        kept after their callback identities are pruned, so this refuses a replay of a text
-        however late Bandwidth delivers it again."""
-        return self.db.execute(
-            "INSERT OR IGNORE INTO inbound (message_id, sender, line, body, received_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (message_id, sender, line, body, at),
-        ).rowcount == 1
-
-    def prune_claims(self, before: float) -> int:
-        """Forget callback identities older than `before`; returns how many. (A scan, once
-        an hour: an index on `at` would cost every webhook a page write.)"""
-        return int(self.db.execute("DELETE FROM processed WHERE at < ?", (before,)).rowcount)
-
     # --- conferences -----------------------------------------------------------------
 
     def joinable(self, number: str) -> list[Conference]:
         """Active conferences `number` may join: invited to, or organizing. Without their
         members, which joining does not depend on. This answers every inbound call, so it
         reads from memory: there is at most one active conference per organizer."""
+        return [c for c in self._active_conferences() if c.may_join(number)]
+
+    def _active_conferences(self) -> list[Conference]:
         if self._active is None:
             self._active = self.reads._conferences("status = 'active'", (), with_members=False)
-        return [c for c in self._active if c.may_join(number)]
+        return self._active
 
-    # --- applying the state machine's effects ---------------------------------------
-
-    def apply(self, effects: Sequence[Effect], now: float, application_id: str | None) -> None:
-        """Write what the state machine decided. Call inside `transaction()`."""
-        db = self.db
-        for effect in effects:
-            if isinstance(effect, (StartConference, BeginEnding, RecordBandwidthId,
-                                   FinishConference, AddInvitees)):
-                self._active = None  # these change a row of conferences
-            if isinstance(effect, StartConference):
-                c = effect.conference
-                db.execute(
-                    "INSERT INTO conferences (id, organizer, status, created_at, application_id,"
-                    " recorded) VALUES (?, ?, ?, ?, ?, ?)",
-                    (c.id, c.organizer, c.status, c.created_at, application_id or "",
-                     int(c.recorded)),
-                )
-                db.executemany(
-                    "INSERT INTO invitees (conference_id, position, number) VALUES (?, ?, ?)",
-                    [(c.id, i, n) for i, n in enumerate(c.invitees)],
-                )
-            elif isinstance(effect, QueueText):
-                app = (self.reads.application_id(effect.conference_id)
-                       if effect.conference_id else None) or application_id
-                db.execute(
-                    "INSERT INTO outbox (kind, conference_id, purpose, recipients, body,"
-                    " application_id, due_at, created_at, media)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (TEXT, effect.conference_id, effect.purpose, json.dumps(list(effect.to)),
-                     effect.text, app, now, now,
-                     json.dumps(list(effect.media)) if effect.media else None),
-                )
-            elif isinstance(effect, BeginEnding):
-                db.execute(
-                    "UPDATE conferences SET status = ?, closing_text = ? WHERE id = ?",
-                    (ENDING, effect.closing_text, effect.conference_id),
-                )
-            elif isinstance(effect, QueueCompletion):
-                db.execute(
-                    "INSERT INTO outbox (kind, conference_id, due_at, created_at)"
-                    " VALUES (?, ?, ?, ?)", (COMPLETE, effect.conference_id, now, now))
-            elif isinstance(effect, QueueRecapTimer):
-                db.execute(
-                    "INSERT INTO outbox (kind, conference_id, due_at, created_at)"
-                    " VALUES (?, ?, ?, ?)", (RECAP, effect.conference_id, effect.due, now))
-            elif isinstance(effect, RecordBandwidthId):
-                db.execute("UPDATE conferences SET bandwidth_id = ? WHERE id = ?",
-                           (effect.bandwidth_id, effect.conference_id))
-            elif isinstance(effect, RecordJoin):
-                # a leave delivered before its join left a row: the join only dates it
-                db.execute(
-                    "INSERT INTO members (call_id, conference_id, number, joined_at)"
-                    " VALUES (?, ?, ?, ?) ON CONFLICT (call_id) DO UPDATE SET"
-                    " joined_at = MIN(joined_at, excluded.joined_at)",
-                    (effect.call_id, effect.conference_id, effect.number, effect.at),
-                )
-            elif isinstance(effect, RecordLeave) and effect.conference_id is not None:
-                db.execute(
-                    "INSERT INTO members (call_id, conference_id, number, joined_at, left_at)"
-                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (call_id) DO UPDATE SET"
-                    " left_at = COALESCE(left_at, MAX(joined_at, excluded.left_at))",
-                    (effect.call_id, effect.conference_id, effect.number or "", effect.at,
-                     effect.at),
-                )
-            elif isinstance(effect, RecordLeave):
-                db.execute(
-                    "UPDATE members SET left_at = MAX(joined_at, ?)"
-                    " WHERE call_id = ? AND left_at IS NULL",
-                    (effect.at, effect.call_id),
-                )
-            elif isinstance(effect, FinishConference):
-                db.execute("UPDATE conferences SET status = ?, ended_at = ? WHERE id = ?",
-                           (ENDED, effect.at, effect.conference_id))
-                db.execute(
-                    "UPDATE members SET left_at = MAX(joined_at, ?)"
-                    " WHERE conference_id = ? AND left_at IS NULL",
-                    (effect.at, effect.conference_id),
-                )
-            elif isinstance(effect, RecordDelivery):
-                self._record_delivery(effect, now)
-            elif isinstance(effect, QueueCall):
-                db.execute(
-                    "INSERT INTO outbox (kind, conference_id, recipients, due_at, created_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (CALL, effect.conference_id, json.dumps([effect.number]), now, now))
-            elif isinstance(effect, AddInvitees):
-                for number in effect.numbers:
-                    db.execute(
-                        "INSERT OR IGNORE INTO invitees (conference_id, position, number)"
-                        " SELECT ?, COALESCE(MAX(position), -1) + 1, ? FROM invitees"
-                        " WHERE conference_id = ?",
-                        (effect.conference_id, number, effect.conference_id))
-            elif isinstance(effect, RecordRecording):
-                r = effect.recording
-                db.execute(
-                    "INSERT OR IGNORE INTO recordings (recording_id, conference_id, bandwidth_id,"
-                    " status, media_url, duration, link, token, expires_at, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (r.recording_id, effect.conference_id, effect.bandwidth_id, r.status,
-                     effect.media_url, r.duration, r.link, r.link.rsplit("/", 1)[-1],
-                     r.expires_at, effect.at))
-            elif isinstance(effect, OptOut):
-                db.execute("INSERT OR REPLACE INTO opt_outs (number, at) VALUES (?, ?)",
-                           (effect.number, effect.at))
-            elif isinstance(effect, OptIn):
-                db.execute("DELETE FROM opt_outs WHERE number = ?", (effect.number,))
-            else:  # pragma: no cover
-                raise AssertionError(effect)
-
-    def _record_delivery(self, effect: RecordDelivery, now: float) -> None:
-        row = None
-        if effect.tag and effect.tag.isascii() and effect.tag.isdigit() and len(effect.tag) < 19:
-            row = self.db.execute("SELECT id FROM outbox WHERE id = ? AND kind = 'text'",
-                                  (int(effect.tag),)).fetchone()
-        if row is None:
-            row = self.db.execute("SELECT id FROM outbox WHERE message_id = ?",
-                                  (effect.message_id,)).fetchone()
-        if row is None:
-            return
-        state = effect.status.removeprefix("message-")
-        self.db.execute(
-            "INSERT INTO deliveries (outbox_id, recipient, status, detail, at)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (outbox_id, recipient) DO UPDATE SET"
-            " status = excluded.status, detail = excluded.detail, at = excluded.at"
-            " WHERE deliveries.status NOT IN ('delivered', 'failed', 'read')"
-            " OR excluded.status IN ('failed', 'read')",
-            (row[0], effect.recipient, state, effect.detail, now),
-        )
-
-    # --- the outbox -------------------------------------------------------------------
-
-    def lease_rows(self, now: float, limit: int, until: float,
-                   skip: Sequence[int] = ()) -> list[OutboxRow]:
-        """Take up to `limit` pending rows due by `now` and not leased, oldest first, until
-        `until`: nothing is sent that was not leased first. Call inside a transaction. A
-        row that completes a conference comes with the conference's Bandwidth id."""
-        rows = self.db.execute(
-            "SELECT outbox.*, conferences.bandwidth_id AS bandwidth_id FROM outbox"
-            " LEFT JOIN conferences ON conferences.id = outbox.conference_id"
-            " WHERE outbox.status = 'pending' AND due_at <= ?"
-            " AND (leased_until IS NULL OR leased_until <= ?)"
-            f"{_not_in(skip, 'outbox.id')} ORDER BY due_at, outbox.id LIMIT ?",
-            (now, now, *skip, limit),
-        ).fetchall()
-        if rows:
-            ids = [row["id"] for row in rows]
-            self.db.execute(
-                # a lease that ran out unsettled: its sender may have sent the row
-                "UPDATE outbox SET doubtful = doubtful + (leased_until IS NOT NULL),"
-                f" leased_until = ? WHERE id IN ({','.join('?' * len(ids))})", (until, *ids))
-        return self._without_opted_out([_outbox_row(row) for row in rows])
-
-    def _without_opted_out(self, rows: list[OutboxRow]) -> list[OutboxRow]:
-        """`rows` with every number that said STOP since its text was queued taken off it
-        (but the answer to a STOP or a START itself)."""
-        numbers = {n for row in rows if row.kind == TEXT and row.purpose not in ANSWERS
-                   for n in row.recipients}
-        if not numbers:
-            return rows
-        stopped = {r[0] for r in self.db.execute(
-            f"SELECT number FROM opt_outs WHERE number IN ({','.join('?' * len(numbers))})",
-            tuple(numbers))}
-        if not stopped:
-            return rows
-        return [row if row.kind != TEXT or row.purpose in ANSWERS else replace(
-            row, recipients=tuple(n for n in row.recipients if n not in stopped),
-            opted_out=tuple(n for n in row.recipients if n in stopped)) for row in rows]
-
-    def finish_row(self, row_id: int, status: str, now: float, *, message_id: str | None = None,
-                   error: str | None = None, doubtful: bool = False) -> None:
-        """Settle a row for good (sent, done or failed), and end its lease."""
-        self.db.execute(
-            "UPDATE outbox SET status = ?, finished_at = ?, message_id = COALESCE(?, message_id),"
-            " last_error = COALESCE(?, last_error), attempts = attempts + 1,"
-            " leased_until = NULL, doubtful = doubtful + ? WHERE id = ? AND status = 'pending'",
-            (status, now, message_id, error, int(doubtful), row_id),
-        )
-
-    def retry_row(self, row_id: int, due_at: float, error: str, *,
-                  doubtful: bool = False) -> None:
-        """Settle an attempt that failed: try again at `due_at`; its lease ends."""
-        self.db.execute(
-            "UPDATE outbox SET attempts = attempts + 1, due_at = ?, last_error = ?,"
-            " leased_until = NULL, doubtful = doubtful + ? WHERE id = ? AND status = 'pending'",
-            (due_at, error, int(doubtful), row_id),
-        )
-
-
-    def _settle(self, settled: Sequence[Settlement], rules: Rules, now: float) -> list[str]:
-        """The write for `settled`, and each one's event through its registry entry, in the
-        transaction under way; the log lines of what the events did."""
-        lines = []
-        for item in settled:
-            row = item.row
-            if item.status == RETRY:
-                self.retry_row(row.id, item.due_at, item.detail or "", doubtful=item.doubtful)
-                continue
-            self.finish_row(row.id, item.status, now, message_id=item.message_id,
-                            error=item.detail, doubtful=item.doubtful)
-            self.db.executemany(
-                "INSERT OR REPLACE INTO deliveries (outbox_id, recipient, status, detail, at)"
-                " VALUES (?, ?, 'opted-out', 'said STOP: not sent', ?)",
-                [(row.id, number, now) for number in row.opted_out])
-            handling = entry(item.event) if item.event is not None else None
-            if item.event is not None and handling is not None:
-                decision = self.run(handling, item.event, rules, now)
-                line = handling.line(item.event, decision) if decision is not None else None
-                if line:
-                    lines.append(line)
-        return lines
+    def _conferences_changed(self) -> None:
+        self._active = None
 
     # --- what serving asks of a store (see confcall.store.Store) -----------------------
 
@@ -694,11 +414,12 @@ class SqliteStore:
     async def recording(self, token: str) -> StoredRecording | None:
         return self.reads.recording(token)
 
+    async def to_join(self, number: str) -> list[Conference]:
+        return self.joinable(number)  # exact: this process is the only writer
+
     def is_active(self, conference_id: str) -> bool:
         """Whether `conference_id` is an active conference, from memory."""
-        if self._active is None:
-            self._active = self.reads._conferences("status = 'active'", (), with_members=False)
-        return any(c.id == conference_id for c in self._active)
+        return any(c.id == conference_id for c in self._active_conferences())
 
     async def aclose(self) -> None:
         self.close()

@@ -1,0 +1,530 @@
+"""The SQL both stores run, in the dialect SQLite and PostgreSQL share: every read
+(`SqlReads`) and every write an event or the outbox makes (`SqlWrites`: claim, read,
+decide, apply the effects; lease and settle outbox rows). Statements use `?` for their
+parameters; the PostgreSQL store turns them into `%s`. What differs between the two is
+only how a store opens, commits, locks and caches, in sqlite.py and postgres.py."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from confcall.conference import (
+    ENDED,
+    ENDING,
+    AddInvitees,
+    BeginEnding,
+    Conference,
+    Decision,
+    Effect,
+    FinishConference,
+    Member,
+    OptIn,
+    OptOut,
+    QueueCall,
+    QueueCompletion,
+    QueueRecapTimer,
+    QueueText,
+    RecordBandwidthId,
+    RecordDelivery,
+    Recording,
+    RecordJoin,
+    RecordLeave,
+    RecordRecording,
+    Rules,
+    Sender,
+    StartConference,
+)
+from confcall.events import Event, TextReceived
+from confcall.handle import Entry, Reads, entry
+from confcall.store.model import (
+    ANSWERS,
+    CALL,
+    COMPLETE,
+    FAILED,
+    PENDING,
+    RECAP,
+    RETRY,
+    SENT,
+    TEXT,
+    Delivery,
+    OutboxRow,
+    Settlement,
+    StoredRecording,
+)
+
+
+def _smaller(a: str, b: str) -> str:
+    """The smaller of two SQL values, as both dialects write it (SQLite's MIN(a, b) is
+    PostgreSQL's LEAST(a, b))."""
+    return f"CASE WHEN {b} < {a} THEN {b} ELSE {a} END"
+
+
+def _larger(a: str, b: str) -> str:
+    """The larger of two SQL values; `a` when `b` is NULL."""
+    return f"CASE WHEN {b} > {a} THEN {b} ELSE {a} END"
+
+
+def _outbox_row(row: Any) -> OutboxRow:
+    return OutboxRow(
+        id=row["id"],
+        kind=row["kind"],
+        conference_id=row["conference_id"],
+        purpose=row["purpose"],
+        recipients=tuple(json.loads(row["recipients"])) if row["recipients"] else (),
+        body=row["body"],
+        application_id=row["application_id"],
+        status=row["status"],
+        attempts=row["attempts"],
+        due_at=row["due_at"],
+        created_at=row["created_at"],
+        last_error=row["last_error"],
+        message_id=row["message_id"],
+        leased_until=row["leased_until"],
+        doubtful=row["doubtful"],
+        media=tuple(json.loads(row["media"])) if row["media"] else (),
+        bandwidth_id=row["bandwidth_id"] if "bandwidth_id" in row.keys() else None,  # noqa: SIM118
+    )
+
+
+def _stored(row: Any) -> StoredRecording:
+    return StoredRecording(
+        conference_id=row["conference_id"], media_url=row["media_url"],
+        created_at=row["created_at"], recording=Recording(
+            row["recording_id"], row["status"], row["link"], row["expires_at"],
+            row["duration"]))
+
+
+def _not_in(ids: Sequence[int], column: str = "id") -> str:
+    return f" AND {column} NOT IN ({','.join('?' * len(ids))})" if ids else ""
+
+
+class SqlReads:
+    """The read queries of one database, on a connection of their own (the CLI's reports)
+    or on a store's, inside its transactions. `db` is sqlite3's connection, or the
+    PostgreSQL store's (which takes the same `?` statements)."""
+
+    # appended to the query that reads conferences: PostgreSQL's writes lock what they read
+    lock = ""
+
+    def __init__(self, db: Any, where: str) -> None:
+        self.db = db
+        self._where = where
+
+    @property
+    def where(self) -> str:
+        """The database, as a person would name it in a message."""
+        return self._where
+
+    def _conferences(self, where: str, params: Sequence[Any], *,
+                     with_members: bool = True) -> list[Conference]:
+        rows = self.db.execute(f"SELECT * FROM conferences WHERE {where}{self.lock}",
+                               params).fetchall()
+        result = []
+        for row in rows:
+            invitees = tuple(r[0] for r in self.db.execute(
+                "SELECT number FROM invitees WHERE conference_id = ? ORDER BY position",
+                (row["id"],)))
+            members = tuple(
+                Member(r["call_id"], r["number"], r["joined_at"], r["left_at"])
+                for r in self.db.execute(
+                    "SELECT * FROM members WHERE conference_id = ? ORDER BY joined_at, call_id",
+                    (row["id"],))
+            ) if with_members else ()
+            recordings = tuple(
+                _stored(r).recording for r in self.db.execute(
+                    "SELECT * FROM recordings WHERE conference_id = ? ORDER BY created_at",
+                    (row["id"],))
+            ) if with_members else ()
+            result.append(Conference(
+                id=row["id"], organizer=row["organizer"], status=row["status"],
+                invitees=invitees, created_at=row["created_at"], ended_at=row["ended_at"],
+                bandwidth_id=row["bandwidth_id"], closing_text=row["closing_text"],
+                members=members, recorded=bool(row["recorded"]), recordings=recordings,
+            ))
+        return result
+
+    def opted_out(self) -> frozenset[str]:
+        """The numbers that said STOP."""
+        return frozenset(row[0] for row in self.db.execute("SELECT number FROM opt_outs"))
+
+    def recording(self, token: str) -> StoredRecording | None:
+        """The recording a link's token names, with where Bandwidth keeps its media."""
+        row = self.db.execute("SELECT * FROM recordings WHERE token = ?", (token,)).fetchone()
+        return _stored(row) if row else None
+
+    def recordings(self, limit: int) -> list[StoredRecording]:
+        """The newest recordings first."""
+        return [_stored(row) for row in self.db.execute(
+            "SELECT * FROM recordings ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()]
+
+    def conference(self, conference_id: str) -> Conference | None:
+        found = self._conferences("id = ?", (conference_id,))
+        return found[0] if found else None
+
+    def application_id(self, conference_id: str) -> str | None:
+        row = self.db.execute("SELECT application_id FROM conferences WHERE id = ?",
+                              (conference_id,)).fetchone()
+        return row[0] if row else None
+
+    def active_conference(self, organizer: str) -> Conference | None:
+        found = self._conferences("organizer = ? AND status = 'active'", (organizer,))
+        return found[0] if found else None
+
+    def current_conference(self, organizer: str) -> Conference | None:
+        """The organizer's conference that has not ended: active, else ending."""
+        found = self._conferences(
+            "organizer = ? AND status IN ('active', 'ending')"
+            " ORDER BY status = 'active' DESC, created_at DESC LIMIT 1", (organizer,))
+        return found[0] if found else None
+
+    def active_conferences(self) -> list[Conference]:
+        return self._conferences("status != 'ended' ORDER BY created_at DESC", ())
+
+    def ended_conferences(self, limit: int) -> list[Conference]:
+        return self._conferences("status = 'ended' ORDER BY ended_at DESC LIMIT ?", (limit,))
+
+    def due(self, now: float, limit: int) -> list[OutboxRow]:
+        """Pending rows due by `now`, oldest first, whether leased or not."""
+        rows = self.db.execute(
+            "SELECT * FROM outbox WHERE status = 'pending' AND due_at <= ?"
+            " ORDER BY due_at, id LIMIT ?", (now, limit)).fetchall()
+        return [_outbox_row(row) for row in rows]
+
+    def next_due(self, now: float, skip: Sequence[int] = ()) -> float | None:
+        """When the next pending row (other than `skip`) can be leased."""
+        row = self.db.execute(
+            f"SELECT MIN({_larger('due_at', 'leased_until')}) FROM outbox"
+            f" WHERE status = 'pending'{_not_in(skip)}", skip
+        ).fetchone()
+        return row[0] if row and row[0] is not None else None
+
+    def outbox(self, conference_id: str | None = None) -> list[OutboxRow]:
+        if conference_id is None:
+            rows = self.db.execute("SELECT * FROM outbox ORDER BY id").fetchall()
+        else:
+            rows = self.db.execute("SELECT * FROM outbox WHERE conference_id = ? ORDER BY id",
+                                   (conference_id,)).fetchall()
+        return [_outbox_row(row) for row in rows]
+
+    def backlog(self) -> int:
+        return int(self.db.execute(
+            "SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND kind != 'recap'"
+        ).fetchone()[0])
+
+    def deliveries(self, conference_id: str) -> list[Delivery]:
+        """Each recipient of each text of a conference, with what became of it."""
+        result = []
+        for row in self.outbox(conference_id):
+            if row.kind != TEXT:
+                continue
+            seen = {
+                r["recipient"]: (r["status"], r["detail"])
+                for r in self.db.execute(
+                    "SELECT recipient, status, detail FROM deliveries WHERE outbox_id = ?",
+                    (row.id,))
+            }
+            for recipient in row.recipients:
+                base = {PENDING: "queued", SENT: "sent", FAILED: "failed"}.get(row.status, "sent")
+                state, detail = seen.get(recipient, (base, row.last_error or ""))
+                result.append(Delivery(row.id, row.purpose or "", recipient, state, detail,
+                                       row.attempts, row.doubtful > 0))
+        return result
+
+    def completion(self, conference_id: str) -> OutboxRow | None:
+        """The newest row that completes the conference on Bandwidth, if any."""
+        rows = [row for row in self.outbox(conference_id) if row.kind == COMPLETE]
+        return rows[-1] if rows else None
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table: a health and growth figure."""
+        tables = ("conferences", "members", "outbox", "deliveries", "inbound", "processed",
+                  "opt_outs", "recordings")
+        return {t: int(self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
+                for t in tables}
+
+
+class SqlWrites:
+    """The writes of one database: an event run whole, and the outbox's leases and
+    settlements. Each method runs in the transaction under way."""
+
+    db: Any
+    reads: SqlReads
+    # appended to the query that picks rows to lease: on PostgreSQL, FOR UPDATE SKIP LOCKED
+    LEASE_LOCK = ""
+
+    def _conferences_changed(self) -> None:
+        """A write changed a row of conferences: whatever was read of them is out of date."""
+
+    # --- one event, whole --------------------------------------------------------------
+
+    def run(self, entry: Entry, event: Event, rules: Rules, now: float,
+            new_id: str = "") -> Decision | None:
+        """One event in the transaction under way: claim its identity (None when it was
+        seen before: a replay), read what its decision needs, decide, apply the effects."""
+        if event.key and not self.claim(event.key, now):
+            return None
+        if isinstance(event, TextReceived) and not self.record_inbound(
+                event.message_id, event.sender, event.line, event.text, now):
+            return None  # a replay from before the claims were pruned
+        found: Conference | Sender | None = None
+        if entry.reads is Reads.SENDER:
+            sender = getattr(event, "sender", "")
+            found = Sender(self.reads.current_conference(sender), self.reads.opted_out()) if (
+                sender in rules.organizers) else Sender()
+        elif entry.reads is Reads.NAMED_CONFERENCE:  # our conference id is its tag and name
+            tag = getattr(event, "tag", None)
+            found = (self.reads.conference(tag) if tag else None) or self.reads.conference(
+                getattr(event, "name", ""))
+        elif entry.reads is Reads.CONFERENCE:
+            found = self.reads.conference(getattr(event, "conference_id", ""))
+        decision = entry.decide(rules, event, found, now, new_id)
+        self.apply(decision.effects, now, getattr(event, "application_id", None))
+        return decision
+
+    # --- callbacks seen -------------------------------------------------------------
+
+    def claim(self, key: str, now: float) -> bool:
+        """Record a callback's identity; False when it was seen before (a replay)."""
+        cursor = self.db.execute(
+            "INSERT INTO processed (key, at) VALUES (?, ?) ON CONFLICT DO NOTHING", (key, now)
+        )
+        return bool(cursor.rowcount == 1)
+
+    def record_inbound(self, message_id: str, sender: str, line: str, body: str,
+                       at: float) -> bool:
+        """Keep an inbound text; False when a text with its id is already kept. Texts are
+        kept after their callback identities are pruned, so this refuses a replay of a text
+        however late Bandwidth delivers it again."""
+        cursor = self.db.execute(
+            "INSERT INTO inbound (message_id, sender, line, body, received_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (message_id, sender, line, body, at))
+        return bool(cursor.rowcount == 1)
+
+    def prune_claims(self, before: float) -> int:
+        """Forget callback identities older than `before`; returns how many. (A scan, once
+        an hour: an index on `at` would cost every webhook a page write.)"""
+        return int(self.db.execute("DELETE FROM processed WHERE at < ?", (before,)).rowcount)
+
+    # --- applying the state machine's effects ---------------------------------------
+
+    def apply(self, effects: Sequence[Effect], now: float, application_id: str | None) -> None:
+        """Write what the state machine decided, in the transaction under way."""
+        db = self.db
+        for effect in effects:
+            if isinstance(effect, (StartConference, BeginEnding, RecordBandwidthId,
+                                   FinishConference, AddInvitees)):
+                self._conferences_changed()
+            if isinstance(effect, StartConference):
+                c = effect.conference
+                db.execute(
+                    "INSERT INTO conferences (id, organizer, status, created_at, application_id,"
+                    " recorded) VALUES (?, ?, ?, ?, ?, ?)",
+                    (c.id, c.organizer, c.status, c.created_at, application_id or "",
+                     int(c.recorded)),
+                )
+                db.executemany(
+                    "INSERT INTO invitees (conference_id, position, number) VALUES (?, ?, ?)",
+                    [(c.id, i, n) for i, n in enumerate(c.invitees)],
+                )
+            elif isinstance(effect, QueueText):
+                app = (self.reads.application_id(effect.conference_id)
+                       if effect.conference_id else None) or application_id
+                db.execute(
+                    "INSERT INTO outbox (kind, conference_id, purpose, recipients, body,"
+                    " application_id, due_at, created_at, media)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (TEXT, effect.conference_id, effect.purpose, json.dumps(list(effect.to)),
+                     effect.text, app, now, now,
+                     json.dumps(list(effect.media)) if effect.media else None),
+                )
+            elif isinstance(effect, BeginEnding):
+                db.execute(
+                    "UPDATE conferences SET status = ?, closing_text = ? WHERE id = ?",
+                    (ENDING, effect.closing_text, effect.conference_id),
+                )
+            elif isinstance(effect, QueueCompletion):
+                db.execute(
+                    "INSERT INTO outbox (kind, conference_id, due_at, created_at)"
+                    " VALUES (?, ?, ?, ?)", (COMPLETE, effect.conference_id, now, now))
+            elif isinstance(effect, QueueRecapTimer):
+                db.execute(
+                    "INSERT INTO outbox (kind, conference_id, due_at, created_at)"
+                    " VALUES (?, ?, ?, ?)", (RECAP, effect.conference_id, effect.due, now))
+            elif isinstance(effect, RecordBandwidthId):
+                db.execute("UPDATE conferences SET bandwidth_id = ? WHERE id = ?",
+                           (effect.bandwidth_id, effect.conference_id))
+            elif isinstance(effect, RecordJoin):
+                # a leave delivered before its join left a row: the join only dates it
+                db.execute(
+                    "INSERT INTO members (call_id, conference_id, number, joined_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (call_id) DO UPDATE SET"
+                    f" joined_at = {_smaller('members.joined_at', 'excluded.joined_at')}",
+                    (effect.call_id, effect.conference_id, effect.number, effect.at),
+                )
+            elif isinstance(effect, RecordLeave) and effect.conference_id is not None:
+                db.execute(
+                    "INSERT INTO members (call_id, conference_id, number, joined_at, left_at)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (call_id) DO UPDATE SET"
+                    " left_at = COALESCE(members.left_at,"
+                    f" {_larger('members.joined_at', 'excluded.left_at')})",
+                    (effect.call_id, effect.conference_id, effect.number or "", effect.at,
+                     effect.at),
+                )
+            elif isinstance(effect, RecordLeave):
+                db.execute(
+                    f"UPDATE members SET left_at = {_larger('joined_at', '?')}"
+                    " WHERE call_id = ? AND left_at IS NULL",
+                    (effect.at, effect.at, effect.call_id),  # the time, twice: see _larger
+                )
+            elif isinstance(effect, FinishConference):
+                db.execute("UPDATE conferences SET status = ?, ended_at = ? WHERE id = ?",
+                           (ENDED, effect.at, effect.conference_id))
+                db.execute(
+                    f"UPDATE members SET left_at = {_larger('joined_at', '?')}"
+                    " WHERE conference_id = ? AND left_at IS NULL",
+                    (effect.at, effect.at, effect.conference_id),
+                )
+            elif isinstance(effect, RecordDelivery):
+                self._record_delivery(effect, now)
+            elif isinstance(effect, QueueCall):
+                db.execute(
+                    "INSERT INTO outbox (kind, conference_id, recipients, due_at, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (CALL, effect.conference_id, json.dumps([effect.number]), now, now))
+            elif isinstance(effect, AddInvitees):
+                last = db.execute("SELECT COALESCE(MAX(position), -1) FROM invitees"
+                                  " WHERE conference_id = ?", (effect.conference_id,)).fetchone()
+                db.executemany(
+                    "INSERT INTO invitees (conference_id, position, number) VALUES (?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
+                    [(effect.conference_id, int(last[0]) + 1 + i, number)
+                     for i, number in enumerate(effect.numbers)])
+            elif isinstance(effect, RecordRecording):
+                r = effect.recording
+                db.execute(
+                    "INSERT INTO recordings (recording_id, conference_id, bandwidth_id, status,"
+                    " media_url, duration, link, token, expires_at, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (r.recording_id, effect.conference_id, effect.bandwidth_id, r.status,
+                     effect.media_url, r.duration, r.link, r.link.rsplit("/", 1)[-1],
+                     r.expires_at, effect.at))
+            elif isinstance(effect, OptOut):
+                db.execute("INSERT INTO opt_outs (number, at) VALUES (?, ?)"
+                           " ON CONFLICT (number) DO UPDATE SET at = excluded.at",
+                           (effect.number, effect.at))
+            elif isinstance(effect, OptIn):
+                db.execute("DELETE FROM opt_outs WHERE number = ?", (effect.number,))
+            else:  # pragma: no cover
+                raise AssertionError(effect)
+
+    def _record_delivery(self, effect: RecordDelivery, now: float) -> None:
+        row = None
+        if effect.tag and effect.tag.isascii() and effect.tag.isdigit() and len(effect.tag) < 19:
+            row = self.db.execute("SELECT id FROM outbox WHERE id = ? AND kind = 'text'",
+                                  (int(effect.tag),)).fetchone()
+        if row is None:
+            row = self.db.execute("SELECT id FROM outbox WHERE message_id = ?",
+                                  (effect.message_id,)).fetchone()
+        if row is None:
+            return
+        state = effect.status.removeprefix("message-")
+        self.db.execute(
+            "INSERT INTO deliveries (outbox_id, recipient, status, detail, at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (outbox_id, recipient) DO UPDATE SET"
+            " status = excluded.status, detail = excluded.detail, at = excluded.at"
+            " WHERE deliveries.status NOT IN ('delivered', 'failed', 'read')"
+            " OR excluded.status IN ('failed', 'read')",
+            (row[0], effect.recipient, state, effect.detail, now),
+        )
+
+    # --- the outbox -------------------------------------------------------------------
+
+    def lease_rows(self, now: float, limit: int, until: float,
+                   skip: Sequence[int] = ()) -> list[OutboxRow]:
+        """Take up to `limit` pending rows due by `now` and not leased, oldest first, until
+        `until`: nothing is sent that was not leased first. Call inside a transaction. A
+        row that completes a conference comes with the conference's Bandwidth id."""
+        rows = self.db.execute(
+            "SELECT outbox.*, conferences.bandwidth_id AS bandwidth_id FROM outbox"
+            " LEFT JOIN conferences ON conferences.id = outbox.conference_id"
+            " WHERE outbox.status = 'pending' AND due_at <= ?"
+            " AND (leased_until IS NULL OR leased_until <= ?)"
+            f"{_not_in(skip, 'outbox.id')} ORDER BY due_at, outbox.id"
+            f" LIMIT ?{self.LEASE_LOCK}",
+            (now, now, *skip, limit),
+        ).fetchall()
+        if rows:
+            ids = [row["id"] for row in rows]
+            self.db.execute(
+                # a lease that ran out unsettled: its sender may have sent the row
+                "UPDATE outbox SET doubtful = doubtful"
+                " + CASE WHEN leased_until IS NULL THEN 0 ELSE 1 END,"
+                f" leased_until = ? WHERE id IN ({','.join('?' * len(ids))})", (until, *ids))
+        return self._without_opted_out([_outbox_row(row) for row in rows])
+
+    def _without_opted_out(self, rows: list[OutboxRow]) -> list[OutboxRow]:
+        """`rows` with every number that said STOP since its text was queued taken off it
+        (but the answer to a STOP or a START itself)."""
+        numbers = sorted({n for row in rows if row.kind == TEXT and row.purpose not in ANSWERS
+                          for n in row.recipients})
+        if not numbers:
+            return rows
+        stopped = {r[0] for r in self.db.execute(
+            f"SELECT number FROM opt_outs WHERE number IN ({','.join('?' * len(numbers))})",
+            tuple(numbers)).fetchall()}
+        if not stopped:
+            return rows
+        return [row if row.kind != TEXT or row.purpose in ANSWERS else replace(
+            row, recipients=tuple(n for n in row.recipients if n not in stopped),
+            opted_out=tuple(n for n in row.recipients if n in stopped)) for row in rows]
+
+    def finish_row(self, row_id: int, status: str, now: float, *, message_id: str | None = None,
+                   error: str | None = None, doubtful: bool = False) -> bool:
+        """Settle a row for good (sent, done or failed), and end its lease; False when it
+        was settled already (by another sender, after its lease ran out)."""
+        cursor = self.db.execute(
+            "UPDATE outbox SET status = ?, finished_at = ?, message_id = COALESCE(?, message_id),"
+            " last_error = COALESCE(?, last_error), attempts = attempts + 1,"
+            " leased_until = NULL, doubtful = doubtful + ? WHERE id = ? AND status = 'pending'",
+            (status, now, message_id, error, int(doubtful), row_id),
+        )
+        return bool(cursor.rowcount == 1)
+
+    def retry_row(self, row_id: int, due_at: float, error: str, *,
+                  doubtful: bool = False) -> None:
+        """Settle an attempt that failed: try again at `due_at`; its lease ends."""
+        self.db.execute(
+            "UPDATE outbox SET attempts = attempts + 1, due_at = ?, last_error = ?,"
+            " leased_until = NULL, doubtful = doubtful + ? WHERE id = ? AND status = 'pending'",
+            (due_at, error, int(doubtful), row_id),
+        )
+
+    def _settle(self, settled: Sequence[Settlement], rules: Rules, now: float) -> list[str]:
+        """The write for `settled`, and each one's event through its registry entry, in the
+        transaction under way; the log lines of what the events did."""
+        lines = []
+        for item in settled:
+            row = item.row
+            if item.status == RETRY:
+                self.retry_row(row.id, item.due_at, item.detail or "", doubtful=item.doubtful)
+                continue
+            if not self.finish_row(row.id, item.status, now, message_id=item.message_id,
+                                   error=item.detail, doubtful=item.doubtful):
+                continue  # what it tells the state machine was told once already
+            self.db.executemany(
+                "INSERT INTO deliveries (outbox_id, recipient, status, detail, at)"
+                " VALUES (?, ?, 'opted-out', 'said STOP: not sent', ?)"
+                " ON CONFLICT (outbox_id, recipient) DO UPDATE SET status = excluded.status,"
+                " detail = excluded.detail, at = excluded.at",
+                [(row.id, number, now) for number in row.opted_out])
+            handling = entry(item.event) if item.event is not None else None
+            if item.event is not None and handling is not None:
+                decision = self.run(handling, item.event, rules, now)
+                line = handling.line(item.event, decision) if decision is not None else None
+                if line:
+                    lines.append(line)
+        return lines
