@@ -445,6 +445,10 @@ def simulate_call(
         show_default=False)] = None,
     voicemail: Annotated[bool, typer.Option(
         "--voicemail", help="With --dialled: a voicemail answers, not a person.")] = False,
+    recorded: Annotated[str | None, typer.Option(
+        "--recording", metavar="CONFERENCE",
+        help="Instead of a call: Bandwidth saying a recording of this conference is ready.",
+        show_default=False)] = None,
     url: UrlOption = None,
     config_path: ConfigOption = None,
     as_json: JsonOption = False,
@@ -459,10 +463,24 @@ def simulate_call(
     \b
       confcall simulate-call --from +12015550123 --hangup
       confcall simulate-call --from +12015550124 --dialled confcall-ab044256b55b
+      confcall simulate-call --from +12015550101 --recording confcall-ab044256b55b
     """
     from confcall.simulate import masked, pretty_xml
 
     config = _config(config_path)
+    if recorded is not None:
+        from confcall.simulate import recording
+
+        ready = _run(config, url, lambda poster: recording(poster, recorded))
+        if ready.status >= 300:
+            fail(f"server answered {ready.status}: {ready.body}")
+        if as_json:
+            _print_json({"conference": recorded, "status": ready.status})
+        else:
+            _stdout().print(f"a recording of {recorded} is ready: the organizer gets its "
+                            "link (in the recap, or by text once the recap has gone)",
+                            markup=False)
+        return
     caller_number = _number(caller, config, "--from")
     line = _number(to, config, "--to") if to else config.bandwidth.phone_number
     outcome = _run(config, url, lambda poster: poster.call(

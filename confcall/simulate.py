@@ -115,6 +115,20 @@ class Poster:
         return CallOutcome(call, answer, conference, hangup)
 
 
+async def recording(poster: Poster, conference: str) -> Answer:
+    """Bandwidth saying a recording of `conference` is ready (conferenceRecordingAvailable);
+    its media is on the configured voice API (a sandbox serves a short tone there)."""
+    bandwidth = poster.config.bandwidth
+    recording_id = payloads.recording_id()
+    bandwidth_id = f"conf-simulated-{conference}"
+    media = (f"{bandwidth.voice_api_url}/accounts/{bandwidth.account_id}/conferences/"
+             f"{bandwidth_id}/recordings/{recording_id}/media")
+    return await poster.post("/callbacks/voice/conference", payloads.recording_available(
+        conference=bandwidth_id, name=conference, tag=conference,
+        account_id=bandwidth.account_id, recording=recording_id, media_url=media,
+        started=payloads.timestamp(), ended=None))
+
+
 def joined_conference(document: str) -> str | None:
     """The conference a BXML answer puts the caller into, if any."""
     found = bxml.conference_verb(document)

@@ -216,3 +216,20 @@ async def test_a_recording_that_comes_after_a_restart_is_told_once(
     await second.settle()
     assert len([t for t in second.fake.texts_to(ORGANIZER)
                 if t["text"].startswith("The recording of your")]) == 1
+
+
+async def test_simulate_call_can_say_a_recording_is_ready(start_line: StartLine,
+                                                          tmp_path: Path) -> None:
+    from test_cli import invoke, write_config
+
+    line = await recorded_line(start_line)
+    [a] = invitees(1)
+    await line.text(ORGANIZER, a)
+    name = line.active().id
+    await line.text(ORGANIZER, "bye")
+    config = str(write_config(tmp_path / "c.toml", line))
+    ready = await invoke("simulate-call", "--from", ORGANIZER, "--recording", name,
+                         "--config", config, "--url", str(line.client.make_url("")))
+    assert ready.exit_code == 0, ready.output
+    await wait_for(lambda: [t for t in line.fake.texts_to(ORGANIZER)
+                            if t["text"].startswith("The recording of your conference")])
