@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
@@ -19,8 +20,12 @@ class Served:
     (or, with no fake, in sandbox mode); kill and restart it at will."""
 
     def __init__(self, workdir: Path, fake: FakeBandwidth | None, organizers: list[str],
-                 line: str = "+12015550100", **settings: str) -> None:
+                 line: str = "+12015550100", *, command: Sequence[str] = (),
+                 **settings: str) -> None:
         self.workdir = workdir
+        # how to run it: `python -m confcall` unless told (the benchmarks pin it to a core,
+        # or run it under callgrind)
+        self.command = list(command) or [sys.executable, "-m", "confcall"]
         self.port = unused_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items()
@@ -48,7 +53,7 @@ class Served:
     async def start(self, timeout: float = 20.0) -> None:
         log = (self.workdir / "serve.log").open("ab")
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "confcall", "serve", cwd=self.workdir, env=self.env,
+            *self.command, "serve", cwd=self.workdir, env=self.env,
             stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
         log.close()
         self.starts += 1

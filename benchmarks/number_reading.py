@@ -2,32 +2,24 @@
 runs of `read_numbers` (region US, the server's count limit) on each body just under the
 64 KiB webhook limit, and the worst of them.
 
-    python benchmarks/numbers.py [--runs 5]
+    python benchmarks/number_reading.py [--runs 5]
 
 Goal: every body read in <= 50 ms (a start text is read on the server's event loop).
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import argparse
+import os
+import random
+import statistics
+import string
+import time
+from collections.abc import Callable
 
-# Run as a script, this file's folder comes first on the path, and its name would hide the
-# standard library's `numbers` (which `statistics` imports).
-sys.path[:] = [entry for entry in sys.path
-               if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
-
-import argparse  # noqa: E402
-import os  # noqa: E402
-import random  # noqa: E402
-import statistics  # noqa: E402
-import string  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-
-from confcall.conference import COUNT_LIMIT  # noqa: E402
-from confcall.phone import read_numbers  # noqa: E402
-from confcall.webhooks import MAX_BODY  # noqa: E402
+from confcall.conference import COUNT_LIMIT
+from confcall.phone import read_numbers
+from confcall.webhooks import MAX_BODY
 
 GOAL_MS = 50.0
 
