@@ -6,7 +6,6 @@ import asyncio
 import ipaddress
 import json
 import logging
-import re
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,8 +25,8 @@ from confcall.events import (
     Event,
     TextReceived,
     check_time,
-    parse_messaging,
-    parse_voice,
+    decode_messaging,
+    decode_voice,
 )
 from confcall.handle import entry
 
@@ -49,8 +48,9 @@ def new_conference_id() -> str:
     return "confcall-" + secrets.token_hex(6)
 
 
-async def read_json(request: web.Request) -> Any:
-    """The request body as JSON, or BadEvent saying why not."""
+async def read_body(request: web.Request) -> bytes:
+    """The request body, once it is known to be JSON (by its content type) and has arrived
+    within the body timeout."""
     if request.content_type not in JSON_TYPES and not request.content_type.endswith("+json"):
         raise web.HTTPUnsupportedMediaType(
             text=json.dumps({"error": f"expected application/json, got {request.content_type}"}),
@@ -59,37 +59,13 @@ async def read_json(request: web.Request) -> Any:
     within = request.app[CONFIG].server.body_timeout
     try:
         async with asyncio.timeout(within):
-            raw = await request.read()
+            return await request.read()
     except TimeoutError:  # a body trickling in a byte at a time holds a connection for ever
         raise web.HTTPRequestTimeout(
             text=json.dumps({"error": f"the body did not arrive within {within:.0f} s"}),
             content_type="application/json", headers={"Connection": "close"}) from None
     except (ConnectionError, aiohttp.ClientError, HttpProcessingError) as exc:
         raise ClientGone(f"{type(exc).__name__}") from None
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        # UnicodeDecodeError is a ValueError; RecursionError is what deep nesting raises
-        raise BadEvent(f"body is not JSON: {type(exc).__name__}") from None
-    if b"\\u" in raw and _HALF_A_CHARACTER.search(raw):
-        body = _whole_characters(body)
-    return body
-
-
-# JSON may escape half of a UTF-16 pair ("\ud800", half an emoji); Python reads it into a
-# string that cannot be written as UTF-8, which SQLite and every log need.
-_HALF_A_CHARACTER = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-def _whole_characters(value: Any) -> Any:
-    """`value` with every lone surrogate in its strings (keys too) replaced by U+FFFD."""
-    if isinstance(value, str):
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    if isinstance(value, list):
-        return [_whole_characters(v) for v in value]
-    if isinstance(value, dict):
-        return {_whole_characters(k): _whole_characters(v) for k, v in value.items()}
-    return value
 
 
 # --- one event, whole -----------------------------------------------------------------------
@@ -125,7 +101,7 @@ async def messaging(request: web.Request) -> web.Response:
     event of the array stands alone: one that is not Bandwidth's shape, or that happened
     at an impossible time, is refused without holding up the others. A body whose every
     event is refused is a 400."""
-    items = parse_messaging(await read_json(request))
+    items = decode_messaging(await read_body(request))
     now = request.app[CLOCK]()
     events: list[Event] = []
     refused: list[str] = []
@@ -164,7 +140,7 @@ def _bxml(document: str) -> web.Response:
 async def initiate(request: web.Request) -> web.Response:
     """POST /callbacks/voice/initiate: an inbound call. Invited callers join; others hear
     one sentence and are hung up on. Reads only: a replay gets the same answer."""
-    event = parse_voice(await read_json(request))
+    event = decode_voice(await read_body(request))
     if not isinstance(event, CallInitiated):
         return _bxml(bxml.empty())
     config, rules = request.app[CONFIG], request.app[RULES]
@@ -187,7 +163,7 @@ async def initiate(request: web.Request) -> web.Response:
 async def voice_event(request: web.Request) -> web.Response:
     """POST /callbacks/voice/conference and /callbacks/voice/status: conference and call
     events. Each is applied once, however often Bandwidth delivers it."""
-    event = parse_voice(await read_json(request))
+    event = decode_voice(await read_body(request))
     check_time(event, request.app[CLOCK]())
     await handle(request.app, event)  # an initiate posted here is not acted on: no entry
     return web.Response(status=204)
