@@ -16,7 +16,7 @@ from xml.sax.saxutils import escape
 import aiohttp
 from aiohttp import web
 
-from confcall import bxml, payloads, schema
+from confcall import bxml, payloads, schema, webhooks
 from confcall.appkeys import CONFIG, SANDBOX, SESSION
 from confcall.auth import authorized, basic_auth
 from confcall.config import Config
@@ -284,7 +284,7 @@ def install(app: web.Application) -> None:
             return _error(401, "authentication", "Unauthorized")
         return await handler(request)
 
-    sub = web.Application(middlewares=[api_auth])
+    sub = web.Application(middlewares=[webhooks.errors, webhooks.callback_auth, api_auth])
     account = "{account}"
     sub.router.add_post(f"/messaging/api/v2/users/{account}/messages", sandbox.create_message)
     sub.router.add_get(f"/voice/api/v2/accounts/{account}/conferences",

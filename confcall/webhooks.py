@@ -18,6 +18,7 @@ from confcall import bxml, conference
 from confcall.appkeys import CLOCK, CONFIG, OUTBOX, RULES, STORE
 from confcall.auth import authorized
 from confcall.conference import Decision
+from confcall.config import Config
 from confcall.errors import StoreUnavailable
 from confcall.events import (
     BadEvent,
@@ -202,44 +203,45 @@ def _trusted(request: web.Request) -> bool:
         return False
 
 
-# --- middlewares --------------------------------------------------------------------------
+# --- what every route needs: bad input a 4xx, callback credentials ------------------------
+#
+# One wrapper around each handler (`guard`) rather than a middleware per concern: aiohttp
+# calls each middleware through a layer of its own on every request. The sandbox's own
+# sub-application still uses them as middlewares (`errors`, `callback_auth`).
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers or None)
 
 
-@web.middleware
-async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bad input is a 4xx with a short JSON error and one log line; nothing is ever a 500."""
-    try:
-        return await handler(request)
-    except BadEvent as exc:
+def _refusal(request: web.Request, exc: Exception) -> web.StreamResponse | None:
+    """The answer to a request whose handler raised `exc`: bad input is a 4xx with a short
+    JSON error and one log line; nothing is ever a 500. None: let `exc` through (a redirect,
+    or an HTTP error that is JSON already)."""
+    if isinstance(exc, BadEvent):
         log.warning("%s %s: 400 %s", request.method, request.path, exc)
         return _error(400, str(exc))
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400 or exc.content_type == "application/json":
-            raise
+            return None
         log.warning("%s %s: %d %s", request.method, request.path, exc.status, exc.reason)
         return _error(exc.status, exc.reason, **{
             k: v for k, v in exc.headers.items() if k in ("Allow", "WWW-Authenticate")
         })
-    except StoreUnavailable as exc:  # the store logs this once, not once per webhook
+    if isinstance(exc, StoreUnavailable):  # the store logs this once, not once per webhook
         return _error(503, f"{exc}; retry later")
-    except ClientGone as exc:
+    if isinstance(exc, ClientGone):
         log.warning("%s %s: the caller went away before its body arrived (%s)",
                     request.method, request.path, exc)
         return _error(400, "the body did not arrive")
-    except Exception:
-        log.exception("%s %s: internal error", request.method, request.path)
-        return _error(503, "internal error; retry later")
+    log.error("%s %s: internal error", request.method, request.path, exc_info=exc)
+    return _error(503, "internal error; retry later")
 
 
-@web.middleware
-async def callback_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+def _unauthorized(request: web.Request, config: Config) -> web.Response | None:
     """With callback credentials configured, /callbacks/ and what the sandbox shows at
-    /sandbox/ need them (HTTP Basic)."""
-    expected = request.app[CONFIG].server.callback_auth
+    /sandbox/ need them (HTTP Basic): the 401 for a request without them, else None."""
+    expected = config.server.callback_auth
     if (expected is not None and request.path.startswith(("/callbacks/", "/sandbox/"))
             and not request.path.startswith(SANDBOX_API)
             and not authorized(request.headers.get("Authorization"), expected)):
@@ -247,12 +249,70 @@ async def callback_auth(request: web.Request, handler: Handler) -> web.StreamRes
                     request.method, request.path)
         return _error(401, "callback credentials missing or wrong",
                       **{"WWW-Authenticate": 'Basic realm="confcall"'})
-    return await handler(request)
+    return None
+
+
+def guard(handler: Handler) -> Handler:
+    """`handler` behind the callback credentials, its errors answered as `_refusal` says."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            refused = _unauthorized(request, request.app[CONFIG])
+            if refused is not None:
+                return refused
+            return await handler(request)
+        except Exception as exc:
+            answer = _refusal(request, exc)
+            if answer is None:
+                raise
+            return answer
+
+    guarded.__doc__ = handler.__doc__
+    return guarded
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """`_refusal` as a middleware."""
+    try:
+        return await handler(request)
+    except Exception as exc:
+        answer = _refusal(request, exc)
+        if answer is None:
+            raise
+        return answer
+
+
+@web.middleware
+async def callback_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """`_unauthorized` as a middleware."""
+    refused = _unauthorized(request, request.config_dict[CONFIG])  # from a sub-application
+    return refused if refused is not None else await handler(request)
+
+
+async def no_route(request: web.Request) -> web.StreamResponse:
+    """Any path and method no other route takes: a 405 naming the methods the path does
+    take, else a 404 (JSON, through `guard`, as every other answer)."""
+    allowed: set[str] = set()
+    mine = request.match_info.route.resource
+    for resource in request.app.router.resources():
+        if resource is not mine:
+            found, methods = await resource.resolve(request)
+            if found is None:
+                allowed |= methods
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound()
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/callbacks/messaging", messaging)
-    app.router.add_post("/callbacks/voice/initiate", initiate)
-    app.router.add_post("/callbacks/voice/conference", voice_event)
-    app.router.add_post("/callbacks/voice/status", voice_event)
-    app.router.add_get("/healthz", healthz)
+    app.router.add_post("/callbacks/messaging", guard(messaging))
+    app.router.add_post("/callbacks/voice/initiate", guard(initiate))
+    app.router.add_post("/callbacks/voice/conference", guard(voice_event))
+    app.router.add_post("/callbacks/voice/status", guard(voice_event))
+    app.router.add_get("/healthz", guard(healthz))
+
+
+def add_no_route(app: web.Application) -> None:
+    """The route of last resort: add it after every other."""
+    app.router.add_route("*", "/{tail:.*}", guard(no_route))
