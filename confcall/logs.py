@@ -134,6 +134,55 @@ class LoopFlushedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().close()
 
 
+class Lines:
+    """INFO lines written straight to the handler's stream, exactly as its Formatter would
+    write them, without a LogRecord, the filters and the handler's machinery around each:
+    for the one line each webhook that acts logs (see `info`), that machinery costs about
+    as much as the rest of the logging. Still cleaned and masked as every line is."""
+
+    def __init__(self, handler: LoopFlushedHandler, formatter: Formatter) -> None:
+        self.handler = handler
+        self.formatter = formatter
+        self._second = -1
+        self._stamp = ""
+
+    def format(self, name: str, message: str, created: float) -> str:
+        """What `formatter` makes of an INFO record of logger `name` made at `created`."""
+        message = clean(message, self.formatter.mask_numbers)
+        if self.formatter.as_json:
+            moment = datetime.fromtimestamp(created, tz=UTC)
+            return json.dumps({"time": moment.isoformat(timespec="milliseconds"),
+                               "level": "INFO", "logger": name, "message": message})
+        second = int(created)
+        if second != self._second:  # logging.Formatter.formatTime, once a second
+            self._second = second
+            self._stamp = time.strftime(self.formatter.default_time_format,
+                                        self.formatter.converter(created))
+        return f"{self._stamp},{int((created - second) * 1000):03d} INFO {name}: {message}"
+
+    def write(self, name: str, message: str) -> None:
+        text = self.format(name, message, time.time()) + self.handler.terminator
+        try:
+            with self.handler.lock:  # type: ignore[union-attr]  # set by createLock
+                self.handler.stream.write(text)
+            self.handler.flush()
+        except Exception:  # a log that cannot be written must not fail what it tells of
+            pass  # (a committed webhook); logging itself would only complain on stderr
+
+
+_lines: Lines | None = None  # while `to_stderr` is in force
+
+
+def info(logger: logging.Logger, message: str) -> None:
+    """`logger.info(message)`, by way of `Lines` while `to_stderr` is in force."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    if _lines is None:
+        logger.info("%s", message)
+    else:
+        _lines.write(logger.name, message)
+
+
 @contextmanager
 def to_stderr(level: int = logging.INFO, *, mask_numbers: bool = True,
               as_json: bool = False) -> Iterator[None]:
@@ -149,14 +198,18 @@ def to_stderr(level: int = logging.INFO, *, mask_numbers: bool = True,
     stream = open(sys.stderr.fileno(), "w", buffering=BUFFER,  # noqa: SIM115
                   encoding=sys.stderr.encoding, errors="backslashreplace", closefd=False)
     handler = LoopFlushedHandler(stream)
-    handler.setFormatter(Formatter(mask_numbers=mask_numbers, as_json=as_json))
+    formatter = Formatter(mask_numbers=mask_numbers, as_json=as_json)
+    handler.setFormatter(formatter)
     handler.addFilter(Floods())
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(level)
+    global _lines
+    _lines = Lines(handler, formatter)
     try:
         yield
     finally:
+        _lines = None
         root.removeHandler(handler)
         handler.close()
         stream.close()

@@ -14,7 +14,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from confcall import bxml, conference
+from confcall import bxml, conference, logs
 from confcall.appkeys import CLOCK, CONFIG, OUTBOX, RULES, STORE
 from confcall.auth import authorized
 from confcall.conference import Decision
@@ -88,7 +88,7 @@ async def handle(app: web.Application, event: Event) -> Decision | None:
         return None
     line = found.line(event, decision)
     if line:
-        log.info("%s", line)
+        logs.info(log, line)
     if decision.queues():
         app[OUTBOX].wake()
     return decision
