@@ -57,6 +57,8 @@ async def read_body(request: web.Request) -> bytes:
             text=json.dumps({"error": f"expected application/json, got {request.content_type}"}),
             content_type="application/json",
         )
+    if request.content.is_eof():  # it came with the headers, as a callback's body does:
+        return await request.read()  # nothing to wait for, so no timer to set and cancel
     within = request.app[CONFIG].server.body_timeout
     try:
         async with asyncio.timeout(within):
