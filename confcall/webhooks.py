@@ -125,7 +125,10 @@ async def messaging(request: web.Request) -> web.Response:
             events.append(item)
     if refused and not events:
         raise BadEvent("; ".join(refused[:5]))
-    await asyncio.gather(*(handle(request.app, event) for event in events))
+    if len(events) == 1:  # as nearly every callback: no task to make for it
+        await handle(request.app, events[0])
+    else:
+        await asyncio.gather(*(handle(request.app, event) for event in events))
     if refused:
         log.warning("POST /callbacks/messaging: refused %d of %d events: %s", len(refused),
                     len(items), "; ".join(refused[:3]))
