@@ -117,6 +117,8 @@ class SqliteStore:
     def __init__(self, connection: sqlite3.Connection, path: Path,
                  writer_file: int | None = None) -> None:
         self.db = connection
+        # one cursor for the writes, reused: Connection.execute makes a new one each time
+        self._cursor = connection.cursor()
         self.path = path
         self.reads = SqliteReads(connection, path)
         self._writer_file = writer_file
@@ -290,7 +292,7 @@ class SqliteStore:
             problem = self.file_identity_problem()
             if problem is not None:
                 raise StoreUnavailable(problem)
-            self.db.execute("BEGIN IMMEDIATE")
+            self._cursor.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             if _locked(exc):
                 self._wait_for_lock(queued)
@@ -304,13 +306,13 @@ class SqliteStore:
         try:
             outcomes = self._run_together(queued)
             if outcomes is None:  # a piece failed and the batch was undone: once more,
-                self.db.execute("BEGIN IMMEDIATE")  # each piece in a savepoint of its own
+                self._cursor.execute("BEGIN IMMEDIATE")  # each piece in a savepoint of its own
                 outcomes = self._run_one_by_one(queued)
             if self.db.in_transaction:
-                self.db.execute("COMMIT")
+                self._cursor.execute("COMMIT")
         except Exception as exc:
             if self.db.in_transaction:  # a failed COMMIT may leave it open
-                self.db.execute("ROLLBACK")
+                self._cursor.execute("ROLLBACK")
             self._active = None
             self._fail(queued, exc)
             return
@@ -336,7 +338,7 @@ class SqliteStore:
             except Exception as exc:
                 if _storage_problem(exc):
                     raise  # the whole transaction may be gone with it
-                self.db.execute("ROLLBACK")
+                self._cursor.execute("ROLLBACK")
                 self._active = None  # it may have been read from what was undone
                 return [(piece.done, exc, None)] if len(queued) == 1 else None
         return outcomes
@@ -346,16 +348,16 @@ class SqliteStore:
         undone alone, and its caller gets the exception."""
         outcomes: list[_Outcome] = []
         for piece in queued:
-            self.db.execute("SAVEPOINT work")
+            self._cursor.execute("SAVEPOINT work")
             try:
                 outcomes.append((piece.done, None, piece.work()))
             except Exception as exc:
                 if _storage_problem(exc):
                     raise
-                self.db.execute("ROLLBACK TO work")
+                self._cursor.execute("ROLLBACK TO work")
                 self._active = None
                 outcomes.append((piece.done, exc, None))
-            self.db.execute("RELEASE work")
+            self._cursor.execute("RELEASE work")
         return outcomes
 
     def _wait_for_lock(self, queued: list[_Queued]) -> None:
@@ -438,7 +440,7 @@ class SqliteStore:
 
     def claim(self, key: str, now: float) -> bool:
         """Record a callback's identity; False when it was seen before (a replay)."""
-        cursor = self.db.execute(
+        cursor = self._cursor.execute(
             "INSERT OR IGNORE INTO processed (key, at) VALUES (?, ?)", (key, now)
         )
         return cursor.rowcount == 1
@@ -448,7 +450,7 @@ class SqliteStore:
         """Keep an inbound text; False when a text with its id is already kept. Texts are
         kept after their callback identities are pruned, so this refuses a replay of a text
         however late Bandwidth delivers it again."""
-        return self.db.execute(
+        return self._cursor.execute(
             "INSERT OR IGNORE INTO inbound (message_id, sender, line, body, received_at)"
             " VALUES (?, ?, ?, ?, ?)",
             (message_id, sender, line, body, at),
@@ -473,7 +475,7 @@ class SqliteStore:
 
     def apply(self, effects: Sequence[Effect], now: float, application_id: str | None) -> None:
         """Write what the state machine decided. Call inside `transaction()`."""
-        db = self.db
+        db = self._cursor
         for effect in effects:
             if isinstance(effect, (StartConference, BeginEnding, RecordBandwidthId,
                                    FinishConference)):
