@@ -100,10 +100,11 @@ async def per_request(pid: int, folder: Path, url: str, body: Any, requests: int
     return total / requests
 
 
-async def measure(requests: int, connections: int,
-                  loops: Sequence[str] = ("asyncio",)) -> dict[str, float]:
+async def measure(requests: int, connections: int, loops: Sequence[str] = ("asyncio",),
+                  keep: Path | None = None) -> dict[str, float]:
     """{label: instructions per request} for each path and server, on each loop of
-    `loops` ("asyncio", "uvloop")."""
+    `loops` ("asyncio", "uvloop"); with `keep`, callgrind's dumps are copied there (for
+    callgrind_annotate)."""
     figures: dict[str, float] = {}
     read = voice_event("initiate", **{"from": INVITED, "to": LINE, "callId": "c-1"})
     write = inbound_text(STRANGER, "hello", line=LINE, message_id=UNIQUE)
@@ -129,6 +130,8 @@ async def measure(requests: int, connections: int,
                         figures[f"confcall {label} ({loop})"] = await per_request(
                             served.process.pid, folder, served.url + path, body, requests,
                             connections)
+                        if keep is not None:
+                            _keep(folder, served.process.pid, keep, f"confcall-{label}-{loop}")
                 finally:
                     await served.terminate()
         async with BareApp(unused_port(), command=callgrind(folder),
@@ -137,7 +140,15 @@ async def measure(requests: int, connections: int,
             for label, path, body in paths:
                 figures[f"bare {label} (asyncio)"] = await per_request(
                     bare.process.pid, folder, bare.url + path, body, requests, connections)
+                if keep is not None:
+                    _keep(folder, bare.process.pid, keep, f"bare-{label}")
     return figures
+
+
+def _keep(folder: Path, pid: int, keep: Path, name: str) -> None:
+    keep.mkdir(parents=True, exist_ok=True)
+    for dump in folder.glob(f"cg.{pid}.*"):
+        shutil.copy(dump, keep / f"{name}.callgrind")
 
 
 def report(figures: dict[str, float], requests: int, connections: int) -> None:
@@ -158,14 +169,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--uvloop", action="store_true", help="also confcall on uvloop")
+    parser.add_argument("--keep", type=Path, help="copy callgrind's dumps to this folder")
     args = parser.parse_args()
     why_not = available()
     if why_not:
         print(f"instruction counts: skipped ({why_not})")
         return
     loops = ("asyncio", "uvloop") if args.uvloop else ("asyncio",)
-    report(asyncio.run(measure(args.requests, args.connections, loops)), args.requests,
-           args.connections)
+    report(asyncio.run(measure(args.requests, args.connections, loops, args.keep)),
+           args.requests, args.connections)
 
 
 if __name__ == "__main__":

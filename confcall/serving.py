@@ -23,6 +23,7 @@ log = logging.getLogger("confcall.serve")
 
 REFUSALS_LOGGED_EVERY = 10.0
 SHUTDOWN_GRACE = 2.0
+GC_YOUNG_THRESHOLD = 10_000  # the collector's first threshold while serving; see serve()
 
 
 def _raise_file_limit(wanted: int) -> int:
@@ -123,6 +124,13 @@ async def serve(config: Config, ready: Callable[[], None] = lambda: None) -> Non
         # take it out of the collector's sight, so that a full collection while serving
         # scans only what serving made, and answers are not held up by scanning it
         gc.freeze()
+        # The collector runs each time the tracked objects grow by its first threshold
+        # (700), and then scans every young object alive. A burst of webhooks waiting
+        # on one commit keeps thousands alive at once, so at 700 it ran several times per
+        # burst, scanning them all, for nothing: they are freed by reference counting
+        # once answered. Serving makes little cyclic garbage (a closed connection's few
+        # objects), so it is collected a little later, not at a cost on every burst.
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         await stop.wait()
         log.info("stopping: finishing the requests and sends under way")
     finally:
