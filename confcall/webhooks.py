@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import logging
@@ -11,11 +12,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from confcall import bxml, conference, logs
-from confcall.appkeys import CLOCK, CONFIG, OUTBOX, RULES, STORE
+from confcall.appkeys import CLOCK, CONFERENCE_EVENTS_URL, CONFIG, OUTBOX, RULES, STORE
 from confcall.auth import authorized
 from confcall.conference import Decision
 from confcall.config import Config
@@ -40,6 +41,8 @@ MAX_BODY = 64 * 1024
 class ClientGone(Exception):
     """The caller went away before its request's body arrived: nobody waits for an answer."""
 JSON_TYPES = ("application/json", "text/json", "application/octet-stream")
+# the Content-Type headers Bandwidth sends, taken as they are (parsing one costs more)
+_PLAIN_JSON = frozenset({"application/json", "application/json; charset=utf-8"})
 # the sandbox's fake Bandwidth API: it checks Bandwidth's API credentials, as Bandwidth does
 SANDBOX_API = ("/sandbox/messaging/", "/sandbox/voice/", "/sandbox/account/")
 OK = json.dumps({"ok": True}).encode()
@@ -52,7 +55,9 @@ def new_conference_id() -> str:
 async def read_body(request: web.Request) -> bytes:
     """The request body, once it is known to be JSON (by its content type) and has arrived
     within the body timeout."""
-    if request.content_type not in JSON_TYPES and not request.content_type.endswith("+json"):
+    if (request.headers.get(hdrs.CONTENT_TYPE) not in _PLAIN_JSON
+            and request.content_type not in JSON_TYPES
+            and not request.content_type.endswith("+json")):
         raise web.HTTPUnsupportedMediaType(
             text=json.dumps({"error": f"expected application/json, got {request.content_type}"}),
             content_type="application/json",
@@ -139,8 +144,18 @@ async def messaging(request: web.Request) -> web.Response:
 # --- voice --------------------------------------------------------------------------------
 
 
+_XML_HEADERS = {hdrs.CONTENT_TYPE: f"{bxml.CONTENT_TYPE}; charset=utf-8"}
+
+
 def _bxml(document: str) -> web.Response:
-    return web.Response(text=document, content_type=bxml.CONTENT_TYPE)
+    return web.Response(body=document.encode(), headers=_XML_HEADERS)
+
+
+@functools.lru_cache(maxsize=64)
+def _join(conference_id: str, event_url: str,
+          credentials: tuple[str, str] | None) -> bytes:
+    """The answer that puts a caller into `conference_id`: the same for every call."""
+    return bxml.join_conference(conference_id, event_url, conference_id, credentials).encode()
 
 
 async def initiate(request: web.Request) -> web.Response:
@@ -149,9 +164,10 @@ async def initiate(request: web.Request) -> web.Response:
     event = decode_voice(await read_body(request))
     if not isinstance(event, CallInitiated):
         return _bxml(bxml.empty())
-    config, rules = request.app[CONFIG], request.app[RULES]
+    app = request.app
+    config, rules = app[CONFIG], app[RULES]
     chosen = conference.answer(rules, event.caller, event.line,
-                               request.app[STORE].joinable(event.caller))
+                               app[STORE].joinable(event.caller))
     if chosen is None:
         why = "not invited" if event.line == rules.line else f"a call to {event.line}"
         log.info("call %s from %s refused: %s", event.call_id, event.caller, why)
@@ -160,10 +176,8 @@ async def initiate(request: web.Request) -> web.Response:
     # initiate more than once, and a caller may hang up before the conference answers.
     if log.isEnabledFor(logging.DEBUG):
         log.debug("call %s from %s: answered with %s", event.call_id, event.caller, chosen.id)
-    return _bxml(bxml.join_conference(
-        chosen.id, config.callback_url("/callbacks/voice/conference"), chosen.id,
-        config.server.callback_auth,
-    ))
+    return web.Response(body=_join(chosen.id, app[CONFERENCE_EVENTS_URL],
+                                   config.server.callback_auth), headers=_XML_HEADERS)
 
 
 async def voice_event(request: web.Request) -> web.Response:
@@ -257,12 +271,14 @@ def _unauthorized(request: web.Request, config: Config) -> web.Response | None:
     return None
 
 
-def guard(handler: Handler) -> Handler:
-    """`handler` behind the callback credentials, its errors answered as `_refusal` says."""
+def guard(handler: Handler, config: Config) -> Handler:
+    """`handler` behind the callback credentials of `config` (the app's), its errors
+    answered as `_refusal` says."""
+    wanted = config.server.callback_auth is not None
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         try:
-            refused = _unauthorized(request, request.app[CONFIG])
+            refused = _unauthorized(request, config) if wanted else None
             if refused is not None:
                 return refused
             return await handler(request)
@@ -311,13 +327,15 @@ async def no_route(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/callbacks/messaging", guard(messaging))
-    app.router.add_post("/callbacks/voice/initiate", guard(initiate))
-    app.router.add_post("/callbacks/voice/conference", guard(voice_event))
-    app.router.add_post("/callbacks/voice/status", guard(voice_event))
-    app.router.add_get("/healthz", guard(healthz))
+    config = app[CONFIG]
+    app[CONFERENCE_EVENTS_URL] = config.callback_url("/callbacks/voice/conference")
+    app.router.add_post("/callbacks/messaging", guard(messaging, config))
+    app.router.add_post("/callbacks/voice/initiate", guard(initiate, config))
+    app.router.add_post("/callbacks/voice/conference", guard(voice_event, config))
+    app.router.add_post("/callbacks/voice/status", guard(voice_event, config))
+    app.router.add_get("/healthz", guard(healthz, config))
 
 
 def add_no_route(app: web.Application) -> None:
     """The route of last resort: add it after every other."""
-    app.router.add_route("*", "/{tail:.*}", guard(no_route))
+    app.router.add_route("*", "/{tail:.*}", guard(no_route, app[CONFIG]))
