@@ -46,6 +46,7 @@ _PLAIN_JSON = frozenset({"application/json", "application/json; charset=utf-8"})
 # the sandbox's fake Bandwidth API: it checks Bandwidth's API credentials, as Bandwidth does
 SANDBOX_API = ("/sandbox/messaging/", "/sandbox/voice/", "/sandbox/account/")
 OK = json.dumps({"ok": True}).encode()
+_JSON_HEADERS = {hdrs.CONTENT_TYPE: "application/json"}
 
 
 def new_conference_id() -> str:
@@ -89,7 +90,9 @@ async def handle(app: web.Application, event: Event) -> Decision | None:
     if found is None:
         return None
     store, rules, now = app[STORE], app[RULES], app[CLOCK]()
-    new_id = new_conference_id() if isinstance(event, TextReceived) else ""
+    # a conference starts only from an organizer's text: no random bytes for the others
+    new_id = (new_conference_id() if isinstance(event, TextReceived)
+              and event.sender in rules.organizers else "")
     decision = await store.handle(found, event, rules, now, new_id)
     if decision is None:
         return None
@@ -138,7 +141,7 @@ async def messaging(request: web.Request) -> web.Response:
         log.warning("POST /callbacks/messaging: refused %d of %d events: %s", len(refused),
                     len(items), "; ".join(refused[:3]))
         return web.json_response({"ok": True, "refused": refused[:20]})
-    return web.Response(body=OK, content_type="application/json")
+    return web.Response(body=OK, headers=_JSON_HEADERS)
 
 
 # --- voice --------------------------------------------------------------------------------

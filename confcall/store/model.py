@@ -4,8 +4,10 @@ became of each text, and what an attempt to send one found (a Settlement). Pure 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from confcall.events import Event
+if TYPE_CHECKING:  # an annotation only: `status` and `history` read rows, and start fast
+    from confcall.events import Event
 
 TEXT, COMPLETE, RECAP = "text", "complete", "recap"
 PENDING, SENT, FAILED, DONE = "pending", "sent", "failed", "done"

@@ -11,9 +11,8 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from confcall.conference import (
     ENDED,
@@ -102,8 +101,7 @@ def _locked(exc: sqlite3.Error) -> bool:
 _Outcome = tuple["asyncio.Future[Any]", BaseException | None, Any]  # (future, error, result)
 
 
-@dataclass
-class _Queued:
+class _Queued(NamedTuple):  # a tuple: made for every webhook that writes
     work: Callable[[], Any]
     done: asyncio.Future[Any]
     since: float  # loop time it was queued: it waits for a lock at most LOCK_WAIT from then
