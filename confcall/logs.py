@@ -35,8 +35,12 @@ def clean(text: str, mask_numbers: bool = True) -> str:
     if not text.isprintable():
         text = "".join(c if c.isprintable() else _escaped(c) for c in text)
     if mask_numbers and "+" in text:
-        text = _NUMBER.sub(lambda found: mask(found.group()), text)
+        text = _NUMBER.sub(_masked, text)
     return text
+
+
+def _masked(found: re.Match[str]) -> str:
+    return mask(found.group())
 
 
 class Formatter(logging.Formatter):

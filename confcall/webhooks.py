@@ -99,7 +99,7 @@ async def handle(app: web.Application, event: Event) -> Decision | None:
     line = found.line(event, decision)
     if line:
         logs.info(log, line)
-    if decision.queues():
+    if decision.effects and decision.queues():
         app[OUTBOX].wake()
     return decision
 

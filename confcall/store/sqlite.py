@@ -414,12 +414,15 @@ class SqliteStore:
     def run(self, entry: Entry, event: Event, rules: Rules, now: float,
             new_id: str = "") -> Decision | None:
         """One event in the transaction under way: claim its identity (None when it was
-        seen before: a replay), read what its decision needs, decide, apply the effects."""
-        if event.key and not self.claim(event.key, now):
+        seen before: a replay), read what its decision needs, decide, apply the effects.
+        An inbound text's claim is the text itself, kept by its message id (longer than
+        claims are): a second row keyed on the same id would only cost a write."""
+        if isinstance(event, TextReceived):
+            if not self.record_inbound(event.message_id, event.sender, event.line, event.text,
+                                       now):
+                return None
+        elif event.key and not self.claim(event.key, now):
             return None
-        if isinstance(event, TextReceived) and not self.record_inbound(
-                event.message_id, event.sender, event.line, event.text, now):
-            return None  # a replay from before the claims were pruned
         found: Conference | None = None
         if entry.reads is Reads.SENDERS_CONFERENCE:
             sender = getattr(event, "sender", "")
