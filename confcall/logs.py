@@ -5,6 +5,7 @@ phone numbers, and floods of the same warning summed up."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -118,12 +119,18 @@ class LoopFlushedHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
         self._scheduled = False
+        self.lines: Lines | None = None  # lines waiting to be written before any record
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.lines is not None and self.lines.waiting:
+            self.lines.write_waiting()  # they came first
+        super().emit(record)
 
     def flush(self) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            super().flush()
+            self._flush_now()
             return
         if not self._scheduled:
             self._scheduled = True
@@ -131,24 +138,31 @@ class LoopFlushedHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def _flush_now(self) -> None:
         self._scheduled = False
+        if self.lines is not None and self.lines.waiting:
+            with self.lock:  # type: ignore[union-attr]  # set by createLock
+                self.lines.write_waiting()
         super().flush()
 
     def close(self) -> None:
-        super().flush()
+        self._flush_now()
         super().close()
 
 
 class Lines:
-    """INFO lines written straight to the handler's stream, exactly as its Formatter would
-    write them, without a LogRecord, the filters and the handler's machinery around each:
-    for the one line each webhook that acts logs (see `info`), that machinery costs about
-    as much as the rest of the logging. Still cleaned and masked as every line is."""
+    """INFO lines written to the handler's stream, exactly as its Formatter would write
+    them, without a LogRecord, the filters and the handler's machinery around each: for
+    the one line each webhook that acts logs (see `info`), that machinery costs about as
+    much as the rest of the logging. A line waits for the handler's flush (once per turn
+    of the loop), so that a turn's lines are formatted and written at once; a record the
+    handler writes meanwhile comes after them. Still cleaned and masked as every line is."""
 
     def __init__(self, handler: LoopFlushedHandler, formatter: Formatter) -> None:
         self.handler = handler
         self.formatter = formatter
+        self.waiting: list[tuple[str, str, float]] = []
         self._second = -1
         self._stamp = ""
+        handler.lines = self
 
     def format(self, name: str, message: str, created: float) -> str:
         """What `formatter` makes of an INFO record of logger `name` made at `created`."""
@@ -165,13 +179,20 @@ class Lines:
         return f"{self._stamp},{int((created - second) * 1000):03d} INFO {name}: {message}"
 
     def write(self, name: str, message: str) -> None:
-        text = self.format(name, message, time.time()) + self.handler.terminator
-        try:
-            with self.handler.lock:  # type: ignore[union-attr]  # set by createLock
-                self.handler.stream.write(text)
-            self.handler.flush()
-        except Exception:  # a log that cannot be written must not fail what it tells of
-            pass  # (a committed webhook); logging itself would only complain on stderr
+        """Log `message` as logger `name` at INFO, now."""
+        self.waiting.append((name, message, time.time()))
+        if len(self.waiting) == 1:
+            self.handler.flush()  # at the end of this turn, or at once outside a loop
+
+    def write_waiting(self) -> None:
+        """Write the lines waiting (under the handler's lock)."""
+        waiting, self.waiting = self.waiting, []
+        end = self.handler.terminator
+        # a log that cannot be written must not fail what it tells of (a committed
+        # webhook); logging itself would only complain on stderr
+        with contextlib.suppress(Exception):
+            self.handler.stream.write("".join(
+                self.format(name, message, created) + end for name, message, created in waiting))
 
 
 _lines: Lines | None = None  # while `to_stderr` is in force

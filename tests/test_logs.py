@@ -115,6 +115,32 @@ def test_lines_are_written_as_the_formatter_writes_them(as_json: bool, mask_numb
     assert "\n" not in expected and ("+12015550123" in expected) is not mask_numbers
 
 
+async def test_lines_wait_for_the_turns_flush_and_come_before_later_records() -> None:
+    stream = RecordingStream()
+    log, handler = logger_to(stream)
+    handler.setFormatter(Formatter(mask_numbers=False))
+    lines = Lines(handler, Formatter(mask_numbers=False))
+    lines.write("confcall.webhooks", "first")
+    lines.write("confcall.webhooks", "second")
+    log.warning("a record after them")
+    lines.write("confcall.webhooks", "third")
+    assert stream.flushed == []
+    await asyncio.sleep(0)
+    [written] = stream.flushed  # one write for the turn
+    assert [line.split(": ", 1)[1] for line in written.splitlines()] == [
+        "first", "second", "a record after them", "third"]
+    assert all(STAMP.match(line) for line in written.splitlines())
+    handler.close()
+
+
+def test_outside_a_loop_lines_are_written_at_once() -> None:
+    stream = RecordingStream()
+    _, handler = logger_to(stream)
+    Lines(handler, Formatter()).write("confcall.serve", "stopping")
+    assert [f.split(": ", 1)[1] for f in stream.flushed] == ["stopping\n"]
+    handler.close()
+
+
 def test_floods_of_one_warning_are_held_back_and_counted() -> None:
     floods = Floods(burst=3, interval=60)
     records = [logging.LogRecord("confcall.webhooks", logging.WARNING, __file__, 1,
