@@ -137,7 +137,7 @@ class Sandbox:
 
     async def create_message(self, request: web.Request) -> web.Response:
         body = await _json(request)
-        problems = schema.problems("messageRequest", body)
+        problems = schema.problems("messageRequest", body) if schema.available() else []
         if problems:
             return web.json_response({"type": "request-validation", "description":
                                       "; ".join(problems)}, status=400)
@@ -168,7 +168,7 @@ class Sandbox:
 
     async def update_conference(self, request: web.Request) -> web.Response:
         body = await _json(request)
-        problems = schema.problems("updateConference", body)
+        problems = schema.problems("updateConference", body) if schema.available() else []
         if problems:
             return _error(400, "validation", "; ".join(problems))
         running = self.conferences.get(request.match_info["conference"])
@@ -271,6 +271,9 @@ async def call_engine(request: web.Request, handler: Handler) -> web.StreamRespo
 
 def install(app: web.Application) -> None:
     """Mount the sandbox at /sandbox on `app` and run its callback sender with it."""
+    if not schema.available():
+        log.info("the sandbox does not check requests against Bandwidth's schemas: "
+                 "%s to have it check them", schema.INSTALL_HINT)
     sandbox = Sandbox(app[CONFIG])
     app[SANDBOX] = sandbox
     bandwidth = app[CONFIG].bandwidth

@@ -79,3 +79,12 @@ def test_readme_table_names_every_key() -> None:
         assert f"`{key.name}`" in readme, key.name
         for env in key.env:
             assert env in readme, env
+
+
+def test_every_package_is_installed() -> None:
+    """`pip install .` (not editable) installs exactly the packages listed in pyproject."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"])
+    found = {".".join(path.parent.relative_to(ROOT).parts)
+             for path in (ROOT / "confcall").rglob("__init__.py")}
+    assert found <= listed, f"not installed by `pip install .`: {sorted(found - listed)}"
