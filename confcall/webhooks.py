@@ -113,7 +113,15 @@ async def messaging(request: web.Request) -> web.Response:
     at an impossible time, is refused without holding up the others. A body whose every
     event is refused is a 400."""
     items = decode_messaging(await read_body(request))
-    now = request.app[CLOCK]()
+    app = request.app
+    now = app[CLOCK]()
+    if len(items) == 1:  # nearly every callback: one event, nothing to gather or count
+        [item] = items
+        if isinstance(item, Event):
+            check_time(item, now)  # a BadEvent here is the body's 400, as below
+            await handle(app, item)
+            return web.Response(body=OK, headers=_JSON_HEADERS)
+        raise item
     events: list[Event] = []
     refused: list[str] = []
     texts = 0
@@ -133,10 +141,10 @@ async def messaging(request: web.Request) -> web.Response:
             events.append(item)
     if refused and not events:
         raise BadEvent("; ".join(refused[:5]))
-    if len(events) == 1:  # as nearly every callback: no task to make for it
-        await handle(request.app, events[0])
+    if len(events) == 1:  # no task to make for it
+        await handle(app, events[0])
     else:
-        await asyncio.gather(*(handle(request.app, event) for event in events))
+        await asyncio.gather(*(handle(app, event) for event in events))
     if refused:
         log.warning("POST /callbacks/messaging: refused %d of %d events: %s", len(refused),
                     len(items), "; ".join(refused[:3]))

@@ -434,7 +434,8 @@ class SqliteStore:
         elif entry.reads is Reads.CONFERENCE:
             found = self.reads.conference(getattr(event, "conference_id", ""))
         decision = entry.decide(rules, event, found, now, new_id)
-        self.apply(decision.effects, now, getattr(event, "application_id", None))
+        if decision.effects:
+            self.apply(decision.effects, now, getattr(event, "application_id", None))
         return decision
 
     # --- callbacks seen -------------------------------------------------------------
