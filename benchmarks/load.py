@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,13 +65,15 @@ end
 """
 
 
-def _wrk(url: str, body: str, connections: int, seconds: float) -> LoadResult:
+def _wrk(url: str, body: str, connections: int, seconds: float,
+         pin: Sequence[str]) -> LoadResult:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT % {"body": body, "marker": UNIQUE, "run": uuid.uuid4().hex})
     try:
         out = subprocess.run(
-            ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
-             "-s", script.name, url], capture_output=True, text=True, check=True).stdout
+            [*pin, "wrk", f"-t{1 if pin else 2}", f"-c{connections}",
+             f"-d{max(1, round(seconds))}s", "--timeout", "5s", "-s", script.name, url],
+            capture_output=True, text=True, check=True).stdout
     finally:
         Path(script.name).unlink()
     found = re.search(r"RESULT (\d+) ([\d.]+) ([\d.]+) (\d+)", out)
@@ -112,12 +115,13 @@ async def _builtin(url: str, body: str, connections: int, seconds: float) -> Loa
     return LoadResult("built-in (aiohttp)", len(latencies), took, p99, errors)
 
 
-async def run_load(url: str, body: Any, *, connections: int = 100,
-                   seconds: float = 5.0) -> LoadResult:
-    """Post `body` (JSON; the string UNIQUE in it becomes a fresh value per request)."""
+async def run_load(url: str, body: Any, *, connections: int = 100, seconds: float = 5.0,
+                   pin: Sequence[str] = ()) -> LoadResult:
+    """Post `body` (JSON; the string UNIQUE in it becomes a fresh value per request). `pin`
+    runs wrk under it (`taskset -c 1`), on one thread: a core of its own, not the server's."""
     text = body if isinstance(body, str) else json.dumps(body)
     if shutil.which("wrk"):
-        return await asyncio.to_thread(_wrk, url, text, connections, seconds)
+        return await asyncio.to_thread(_wrk, url, text, connections, seconds, pin)
     return await _builtin(url, text, connections, seconds)
 
 
@@ -134,23 +138,31 @@ async def answer(request):
     return web.Response(text=BXML, content_type="application/xml")
 
 app = web.Application()
-app.router.add_post("/{tail:.*}", answer)
+# the routes confcall has, plain: a pattern route costs more to match
+for path in ("/", "/callbacks/messaging", "/callbacks/voice/initiate",
+             "/callbacks/voice/conference", "/callbacks/voice/status"):
+    app.router.add_post(path, answer)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
 
 
 class BareApp:
-    """The peer: a bare aiohttp app that reads the body and answers fixed BXML."""
+    """The peer: a bare aiohttp app that reads the body and answers fixed BXML, on asyncio's
+    own event loop, at the paths confcall serves."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, *, command: Sequence[str] = (),
+                 start_timeout: float = 10.0) -> None:
         self.port = port
+        self.command = list(command)  # run it under this (taskset, valgrind)
+        self.start_timeout = start_timeout
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     async def __aenter__(self) -> BareApp:
-        self.process = subprocess.Popen([sys.executable, "-c", BARE_APP, str(self.port)])
+        self.process = subprocess.Popen([*self.command, sys.executable, "-c", BARE_APP,
+                                         str(self.port)])
         async with aiohttp.ClientSession() as session:
-            for _ in range(500):
+            for _ in range(int(self.start_timeout / 0.02)):
                 try:
                     async with session.post(self.url + "/", data=b"{}"):
                         return self

@@ -63,7 +63,8 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time,
                rng: random.Random | None = None) -> web.Application:
     """The confcall web application for `config`; `clock` and `rng` (the outbox's retry
     jitter) are injectable for tests."""
-    middlewares = [webhooks.errors, webhooks.callback_auth]
+    # no middleware on the live path: each route is guarded on its own (webhooks.guard)
+    middlewares = []
     if config.sandbox:
         from confcall import sandbox
 
@@ -87,4 +88,5 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time,
     webhooks.add_routes(app)
     if config.sandbox:
         sandbox.install(app)
+    webhooks.add_no_route(app)
     return app

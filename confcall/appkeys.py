@@ -26,3 +26,5 @@ CLIENT: web.AppKey[BandwidthClient] = web.AppKey("client")
 OUTBOX: web.AppKey[Outbox] = web.AppKey("outbox")
 SANDBOX: web.AppKey[Sandbox] = web.AppKey("sandbox")
 RANDOM: web.AppKey[random.Random] = web.AppKey("random")
+# the callback URL of conference events, which every BXML join names: made once
+CONFERENCE_EVENTS_URL: web.AppKey[str] = web.AppKey("conference_events_url")

@@ -5,6 +5,7 @@ phone numbers, and floods of the same warning summed up."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -35,8 +36,12 @@ def clean(text: str, mask_numbers: bool = True) -> str:
     if not text.isprintable():
         text = "".join(c if c.isprintable() else _escaped(c) for c in text)
     if mask_numbers and "+" in text:
-        text = _NUMBER.sub(lambda found: mask(found.group()), text)
+        text = _NUMBER.sub(_masked, text)
     return text
+
+
+def _masked(found: re.Match[str]) -> str:
+    return mask(found.group())
 
 
 class Formatter(logging.Formatter):
@@ -114,12 +119,18 @@ class LoopFlushedHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
         self._scheduled = False
+        self.lines: Lines | None = None  # lines waiting to be written before any record
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.lines is not None and self.lines.waiting:
+            self.lines.write_waiting()  # they came first
+        super().emit(record)
 
     def flush(self) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            super().flush()
+            self._flush_now()
             return
         if not self._scheduled:
             self._scheduled = True
@@ -127,11 +138,74 @@ class LoopFlushedHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def _flush_now(self) -> None:
         self._scheduled = False
+        if self.lines is not None and self.lines.waiting:
+            with self.lock:  # type: ignore[union-attr]  # set by createLock
+                self.lines.write_waiting()
         super().flush()
 
     def close(self) -> None:
-        super().flush()
+        self._flush_now()
         super().close()
+
+
+class Lines:
+    """INFO lines written to the handler's stream, exactly as its Formatter would write
+    them, without a LogRecord, the filters and the handler's machinery around each: for
+    the one line each webhook that acts logs (see `info`), that machinery costs about as
+    much as the rest of the logging. A line waits for the handler's flush (once per turn
+    of the loop), so that a turn's lines are formatted and written at once; a record the
+    handler writes meanwhile comes after them. Still cleaned and masked as every line is."""
+
+    def __init__(self, handler: LoopFlushedHandler, formatter: Formatter) -> None:
+        self.handler = handler
+        self.formatter = formatter
+        self.waiting: list[tuple[str, str, float]] = []
+        self._second = -1
+        self._stamp = ""
+        handler.lines = self
+
+    def format(self, name: str, message: str, created: float) -> str:
+        """What `formatter` makes of an INFO record of logger `name` made at `created`."""
+        message = clean(message, self.formatter.mask_numbers)
+        if self.formatter.as_json:
+            moment = datetime.fromtimestamp(created, tz=UTC)
+            return json.dumps({"time": moment.isoformat(timespec="milliseconds"),
+                               "level": "INFO", "logger": name, "message": message})
+        second = int(created)
+        if second != self._second:  # logging.Formatter.formatTime, once a second
+            self._second = second
+            self._stamp = time.strftime(self.formatter.default_time_format,
+                                        self.formatter.converter(created))
+        return f"{self._stamp},{int((created - second) * 1000):03d} INFO {name}: {message}"
+
+    def write(self, name: str, message: str) -> None:
+        """Log `message` as logger `name` at INFO, now."""
+        self.waiting.append((name, message, time.time()))
+        if len(self.waiting) == 1:
+            self.handler.flush()  # at the end of this turn, or at once outside a loop
+
+    def write_waiting(self) -> None:
+        """Write the lines waiting (under the handler's lock)."""
+        waiting, self.waiting = self.waiting, []
+        end = self.handler.terminator
+        # a log that cannot be written must not fail what it tells of (a committed
+        # webhook); logging itself would only complain on stderr
+        with contextlib.suppress(Exception):
+            self.handler.stream.write("".join(
+                self.format(name, message, created) + end for name, message, created in waiting))
+
+
+_lines: Lines | None = None  # while `to_stderr` is in force
+
+
+def info(logger: logging.Logger, message: str) -> None:
+    """`logger.info(message)`, by way of `Lines` while `to_stderr` is in force."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    if _lines is None:
+        logger.info("%s", message)
+    else:
+        _lines.write(logger.name, message)
 
 
 @contextmanager
@@ -149,14 +223,18 @@ def to_stderr(level: int = logging.INFO, *, mask_numbers: bool = True,
     stream = open(sys.stderr.fileno(), "w", buffering=BUFFER,  # noqa: SIM115
                   encoding=sys.stderr.encoding, errors="backslashreplace", closefd=False)
     handler = LoopFlushedHandler(stream)
-    handler.setFormatter(Formatter(mask_numbers=mask_numbers, as_json=as_json))
+    formatter = Formatter(mask_numbers=mask_numbers, as_json=as_json)
+    handler.setFormatter(formatter)
     handler.addFilter(Floods())
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(level)
+    global _lines
+    _lines = Lines(handler, formatter)
     try:
         yield
     finally:
+        _lines = None
         root.removeHandler(handler)
         handler.close()
         stream.close()

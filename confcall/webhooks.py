@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import logging
-import re
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from confcall import bxml, conference
-from confcall.appkeys import CLIENT, CLOCK, CONFIG, OUTBOX, RULES, STORE
+from confcall import bxml, conference, logs
+from confcall.appkeys import CLIENT, CLOCK, CONFERENCE_EVENTS_URL, CONFIG, OUTBOX, RULES, STORE
 from confcall.auth import authorized
 from confcall.conference import Decision
+from confcall.config import Config
 from confcall.errors import StoreUnavailable
 from confcall.events import (
     BadEvent,
@@ -29,8 +30,8 @@ from confcall.events import (
     RecordingAvailable,
     TextReceived,
     check_time,
-    parse_messaging,
-    parse_voice,
+    decode_messaging,
+    decode_voice,
 )
 from confcall.handle import entry
 
@@ -43,56 +44,40 @@ MAX_BODY = 64 * 1024
 class ClientGone(Exception):
     """The caller went away before its request's body arrived: nobody waits for an answer."""
 JSON_TYPES = ("application/json", "text/json", "application/octet-stream")
+# the Content-Type headers Bandwidth sends, taken as they are (parsing one costs more)
+_PLAIN_JSON = frozenset({"application/json", "application/json; charset=utf-8"})
 # the sandbox's fake Bandwidth API: it checks Bandwidth's API credentials, as Bandwidth does
 SANDBOX_API = ("/sandbox/messaging/", "/sandbox/voice/", "/sandbox/account/")
 OK = json.dumps({"ok": True}).encode()
+_JSON_HEADERS = {hdrs.CONTENT_TYPE: "application/json"}
 
 
 def new_conference_id() -> str:
     return "confcall-" + secrets.token_hex(6)
 
 
-async def read_json(request: web.Request) -> Any:
-    """The request body as JSON, or BadEvent saying why not."""
-    if request.content_type not in JSON_TYPES and not request.content_type.endswith("+json"):
+async def read_body(request: web.Request) -> bytes:
+    """The request body, once it is known to be JSON (by its content type) and has arrived
+    within the body timeout."""
+    if (request.headers.get(hdrs.CONTENT_TYPE) not in _PLAIN_JSON
+            and request.content_type not in JSON_TYPES
+            and not request.content_type.endswith("+json")):
         raise web.HTTPUnsupportedMediaType(
             text=json.dumps({"error": f"expected application/json, got {request.content_type}"}),
             content_type="application/json",
         )
+    if request.content.is_eof():  # it came with the headers, as a callback's body does:
+        return await request.read()  # nothing to wait for, so no timer to set and cancel
     within = request.app[CONFIG].server.body_timeout
     try:
         async with asyncio.timeout(within):
-            raw = await request.read()
+            return await request.read()
     except TimeoutError:  # a body trickling in a byte at a time holds a connection for ever
         raise web.HTTPRequestTimeout(
             text=json.dumps({"error": f"the body did not arrive within {within:.0f} s"}),
             content_type="application/json", headers={"Connection": "close"}) from None
     except (ConnectionError, aiohttp.ClientError, HttpProcessingError) as exc:
         raise ClientGone(f"{type(exc).__name__}") from None
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        # UnicodeDecodeError is a ValueError; RecursionError is what deep nesting raises
-        raise BadEvent(f"body is not JSON: {type(exc).__name__}") from None
-    if b"\\u" in raw and _HALF_A_CHARACTER.search(raw):
-        body = _whole_characters(body)
-    return body
-
-
-# JSON may escape half of a UTF-16 pair ("\ud800", half an emoji); Python reads it into a
-# string that cannot be written as UTF-8, which SQLite and every log need.
-_HALF_A_CHARACTER = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-def _whole_characters(value: Any) -> Any:
-    """`value` with every lone surrogate in its strings (keys too) replaced by U+FFFD."""
-    if isinstance(value, str):
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    if isinstance(value, list):
-        return [_whole_characters(v) for v in value]
-    if isinstance(value, dict):
-        return {_whole_characters(k): _whole_characters(v) for k, v in value.items()}
-    return value
 
 
 # --- one event, whole -----------------------------------------------------------------------
@@ -108,16 +93,18 @@ async def handle(app: web.Application, event: Event) -> Decision | None:
     if found is None:
         return None
     store, rules, now = app[STORE], app[RULES], app[CLOCK]()
+    # a conference starts only from an organizer's text: no random bytes for the others;
+    # a recording gets a link of 128 random bits
     new_id = (new_conference_id() if isinstance(event, TextReceived)
-              else secrets.token_urlsafe(16) if isinstance(event, RecordingAvailable)  # a link
-              else "")
+              and event.sender in rules.organizers
+              else secrets.token_urlsafe(16) if isinstance(event, RecordingAvailable) else "")
     decision = await store.handle(found, event, rules, now, new_id)
     if decision is None:
         return None
     line = found.line(event, decision)
     if line:
-        log.info("%s", line)
-    if decision.queues():
+        logs.info(log, line)
+    if decision.effects and decision.queues():
         app[OUTBOX].wake()
     return decision
 
@@ -130,8 +117,16 @@ async def messaging(request: web.Request) -> web.Response:
     event of the array stands alone: one that is not Bandwidth's shape, or that happened
     at an impossible time, is refused without holding up the others. A body whose every
     event is refused is a 400."""
-    items = parse_messaging(await read_json(request))
-    now = request.app[CLOCK]()
+    items = decode_messaging(await read_body(request))
+    app = request.app
+    now = app[CLOCK]()
+    if len(items) == 1:  # nearly every callback: one event, nothing to gather or count
+        [item] = items
+        if isinstance(item, Event):
+            check_time(item, now)  # a BadEvent here is the body's 400, as below
+            await handle(app, item)
+            return web.Response(body=OK, headers=_JSON_HEADERS)
+        raise item
     events: list[Event] = []
     refused: list[str] = []
     texts = 0
@@ -151,30 +146,45 @@ async def messaging(request: web.Request) -> web.Response:
             events.append(item)
     if refused and not events:
         raise BadEvent("; ".join(refused[:5]))
-    await asyncio.gather(*(handle(request.app, event) for event in events))
+    if len(events) == 1:  # no task to make for it
+        await handle(app, events[0])
+    else:
+        await asyncio.gather(*(handle(app, event) for event in events))
     if refused:
         log.warning("POST /callbacks/messaging: refused %d of %d events: %s", len(refused),
                     len(items), "; ".join(refused[:3]))
         return web.json_response({"ok": True, "refused": refused[:20]})
-    return web.Response(body=OK, content_type="application/json")
+    return web.Response(body=OK, headers=_JSON_HEADERS)
 
 
 # --- voice --------------------------------------------------------------------------------
 
 
+_XML_HEADERS = {hdrs.CONTENT_TYPE: f"{bxml.CONTENT_TYPE}; charset=utf-8"}
+
+
 def _bxml(document: str) -> web.Response:
-    return web.Response(text=document, content_type=bxml.CONTENT_TYPE)
+    return web.Response(body=document.encode(), headers=_XML_HEADERS)
+
+
+@functools.lru_cache(maxsize=64)
+def _join(conference_id: str, event_url: str, credentials: tuple[str, str] | None,
+          recorded: bool) -> bytes:
+    """The answer that puts a caller into `conference_id`: the same for every call."""
+    return bxml.join_conference(conference_id, event_url, conference_id, credentials,
+                                recorded).encode()
 
 
 async def initiate(request: web.Request) -> web.Response:
     """POST /callbacks/voice/initiate: an inbound call. Invited callers join; others hear
     one sentence and are hung up on. Reads only: a replay gets the same answer."""
-    event = parse_voice(await read_json(request))
+    event = decode_voice(await read_body(request))
     if not isinstance(event, CallInitiated):
         return _bxml(bxml.empty())
-    config, rules = request.app[CONFIG], request.app[RULES]
+    app = request.app
+    config, rules = app[CONFIG], app[RULES]
     chosen = conference.answer(rules, event.caller, event.line,
-                               await request.app[STORE].to_join(event.caller))
+                               await app[STORE].to_join(event.caller))
     if chosen is None:
         why = "not invited" if event.line == rules.line else f"a call to {event.line}"
         log.info("call %s from %s refused: %s", event.call_id, event.caller, why)
@@ -183,45 +193,44 @@ async def initiate(request: web.Request) -> web.Response:
     # initiate more than once, and a caller may hang up before the conference answers.
     if log.isEnabledFor(logging.DEBUG):
         log.debug("call %s from %s: answered with %s", event.call_id, event.caller, chosen.id)
-    return _bxml(bxml.join_conference(
-        chosen.id, config.callback_url("/callbacks/voice/conference"), chosen.id,
-        config.server.callback_auth, chosen.recorded,
-    ))
+    return web.Response(body=_join(chosen.id, app[CONFERENCE_EVENTS_URL],
+                                   config.server.callback_auth, chosen.recorded),
+                        headers=_XML_HEADERS)
 
 
 async def answered(request: web.Request) -> web.Response:
     """POST /callbacks/voice/answer: someone answered a call RING placed. A person joins
     the conference it was placed for, while that is active; a voicemail hears how to join
     and is hung up on. Reads only, like an inbound call."""
-    event = parse_voice(await read_json(request))
+    event = decode_voice(await read_body(request))
     if not isinstance(event, CallAnswered):
         return _bxml(bxml.empty())
-    config = request.app[CONFIG]
+    app = request.app
     what, chosen = conference.answer_dialled(event.callee, event.tag, event.machine,
-                                             await request.app[STORE].to_join(event.callee))
+                                             await app[STORE].to_join(event.callee))
     if what == "voicemail":
         log.info("call %s to %s: a voicemail answered", event.call_id, event.callee)
-        return _bxml(bxml.voicemail(request.app[RULES].line))
+        return _bxml(bxml.voicemail(app[RULES].line))
     if chosen is None:
         return _bxml(bxml.over())
-    return _bxml(bxml.join_conference(
-        chosen.id, config.callback_url("/callbacks/voice/conference"), chosen.id,
-        config.server.callback_auth, chosen.recorded,
-    ))
+    return web.Response(body=_join(chosen.id, app[CONFERENCE_EVENTS_URL],
+                                   app[CONFIG].server.callback_auth, chosen.recorded),
+                        headers=_XML_HEADERS)
 
 
 async def voice_event(request: web.Request) -> web.Response:
     """POST /callbacks/voice/conference and /callbacks/voice/status: conference and call
     events. Each is applied once, however often Bandwidth delivers it."""
-    event = parse_voice(await read_json(request))
-    check_time(event, request.app[CLOCK]())
-    await handle(request.app, event)  # an initiate posted here is not acted on: no entry
-    config = request.app[CONFIG]
+    event = decode_voice(await read_body(request))
+    app = request.app
+    check_time(event, app[CLOCK]())
+    await handle(app, event)  # an initiate posted here is not acted on: no entry
+    config = app[CONFIG]
     if (config.recording and isinstance(event, ConferenceCreated)
-            and request.app[STORE].is_active(event.tag or event.name)):
+            and app[STORE].is_active(event.tag or event.name)):
         # from state, not from the claim: a conferenceCreated delivered again (our answer
         # was lost) must start the recording all the same
-        return _bxml(bxml.start_recording(config.callback_url("/callbacks/voice/conference"),
+        return _bxml(bxml.start_recording(app[CONFERENCE_EVENTS_URL],
                                           config.server.callback_auth))
     return web.Response(status=204)
 
@@ -293,44 +302,45 @@ def _trusted(request: web.Request) -> bool:
         return False
 
 
-# --- middlewares --------------------------------------------------------------------------
+# --- what every route needs: bad input a 4xx, callback credentials ------------------------
+#
+# One wrapper around each handler (`guard`) rather than a middleware per concern: aiohttp
+# calls each middleware through a layer of its own on every request. The sandbox's own
+# sub-application still uses them as middlewares (`errors`, `callback_auth`).
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers or None)
 
 
-@web.middleware
-async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bad input is a 4xx with a short JSON error and one log line; nothing is ever a 500."""
-    try:
-        return await handler(request)
-    except BadEvent as exc:
+def _refusal(request: web.Request, exc: Exception) -> web.StreamResponse | None:
+    """The answer to a request whose handler raised `exc`: bad input is a 4xx with a short
+    JSON error and one log line; nothing is ever a 500. None: let `exc` through (a redirect,
+    or an HTTP error that is JSON already)."""
+    if isinstance(exc, BadEvent):
         log.warning("%s %s: 400 %s", request.method, request.path, exc)
         return _error(400, str(exc))
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400 or exc.content_type == "application/json":
-            raise
+            return None
         log.warning("%s %s: %d %s", request.method, request.path, exc.status, exc.reason)
         return _error(exc.status, exc.reason, **{
             k: v for k, v in exc.headers.items() if k in ("Allow", "WWW-Authenticate")
         })
-    except StoreUnavailable as exc:  # the store logs this once, not once per webhook
+    if isinstance(exc, StoreUnavailable):  # the store logs this once, not once per webhook
         return _error(503, f"{exc}; retry later")
-    except ClientGone as exc:
+    if isinstance(exc, ClientGone):
         log.warning("%s %s: the caller went away before its body arrived (%s)",
                     request.method, request.path, exc)
         return _error(400, "the body did not arrive")
-    except Exception:
-        log.exception("%s %s: internal error", request.method, request.path)
-        return _error(503, "internal error; retry later")
+    log.error("%s %s: internal error", request.method, request.path, exc_info=exc)
+    return _error(503, "internal error; retry later")
 
 
-@web.middleware
-async def callback_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+def _unauthorized(request: web.Request, config: Config) -> web.Response | None:
     """With callback credentials configured, /callbacks/ and what the sandbox shows at
-    /sandbox/ need them (HTTP Basic)."""
-    expected = request.app[CONFIG].server.callback_auth
+    /sandbox/ need them (HTTP Basic): the 401 for a request without them, else None."""
+    expected = config.server.callback_auth
     if (expected is not None and request.path.startswith(("/callbacks/", "/sandbox/"))
             and not request.path.startswith(SANDBOX_API)
             and not authorized(request.headers.get("Authorization"), expected)):
@@ -338,14 +348,76 @@ async def callback_auth(request: web.Request, handler: Handler) -> web.StreamRes
                     request.method, request.path)
         return _error(401, "callback credentials missing or wrong",
                       **{"WWW-Authenticate": 'Basic realm="confcall"'})
-    return await handler(request)
+    return None
+
+
+def guard(handler: Handler, config: Config) -> Handler:
+    """`handler` behind the callback credentials of `config` (the app's), its errors
+    answered as `_refusal` says."""
+    wanted = config.server.callback_auth is not None
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            refused = _unauthorized(request, config) if wanted else None
+            if refused is not None:
+                return refused
+            return await handler(request)
+        except Exception as exc:
+            answer = _refusal(request, exc)
+            if answer is None:
+                raise
+            return answer
+
+    guarded.__doc__ = handler.__doc__
+    return guarded
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """`_refusal` as a middleware."""
+    try:
+        return await handler(request)
+    except Exception as exc:
+        answer = _refusal(request, exc)
+        if answer is None:
+            raise
+        return answer
+
+
+@web.middleware
+async def callback_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """`_unauthorized` as a middleware."""
+    refused = _unauthorized(request, request.config_dict[CONFIG])  # from a sub-application
+    return refused if refused is not None else await handler(request)
+
+
+async def no_route(request: web.Request) -> web.StreamResponse:
+    """Any path and method no other route takes: a 405 naming the methods the path does
+    take, else a 404 (JSON, through `guard`, as every other answer)."""
+    allowed: set[str] = set()
+    mine = request.match_info.route.resource
+    for resource in request.app.router.resources():
+        if resource is not mine:
+            found, methods = await resource.resolve(request)
+            if found is None:
+                allowed |= methods
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound()
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/callbacks/messaging", messaging)
-    app.router.add_post("/callbacks/voice/initiate", initiate)
-    app.router.add_post("/callbacks/voice/answer", answered)
-    app.router.add_post("/callbacks/voice/conference", voice_event)
-    app.router.add_post("/callbacks/voice/status", voice_event)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/recordings/{token}", recording)
+    config = app[CONFIG]
+    app[CONFERENCE_EVENTS_URL] = config.callback_url("/callbacks/voice/conference")
+    app.router.add_post("/callbacks/messaging", guard(messaging, config))
+    app.router.add_post("/callbacks/voice/initiate", guard(initiate, config))
+    app.router.add_post("/callbacks/voice/answer", guard(answered, config))
+    app.router.add_post("/callbacks/voice/conference", guard(voice_event, config))
+    app.router.add_post("/callbacks/voice/status", guard(voice_event, config))
+    app.router.add_get("/healthz", guard(healthz, config))
+    app.router.add_get("/recordings/{token}", guard(recording, config))
+
+
+def add_no_route(app: web.Application) -> None:
+    """The route of last resort: add it after every other."""
+    app.router.add_route("*", "/{tail:.*}", guard(no_route, app[CONFIG]))

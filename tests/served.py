@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
@@ -21,9 +22,12 @@ class Served:
 
     def __init__(self, workdir: Path, fake: FakeBandwidth | None, organizers: list[str],
                  line: str = "+12015550100", *, store_url: str | None = None,
-                 name: str = "serve", **settings: str) -> None:
+                 name: str = "serve", command: Sequence[str] = (), **settings: str) -> None:
         self.workdir = workdir
         self.name = name  # its log is NAME.log in workdir
+        # how to run it: `python -m confcall` unless told (the benchmarks pin it to a core,
+        # or run it under callgrind)
+        self.command = list(command) or [sys.executable, "-m", "confcall"]
         self.port = unused_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items()
@@ -54,7 +58,7 @@ class Served:
     async def start(self, timeout: float = 20.0) -> None:
         log = (self.workdir / f"{self.name}.log").open("ab")
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "confcall", "serve", cwd=self.workdir, env=self.env,
+            *self.command, "serve", cwd=self.workdir, env=self.env,
             stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
         log.close()
         self.starts += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import msgspec
 import pytest
 
 from confcall import conference as cc
@@ -101,7 +102,8 @@ def test_texts_while_ending_go_to_the_same_people() -> None:
 
 @pytest.mark.parametrize(("state", "outcome"), [(conf(), cc.ENDS), (conf(ENDING), cc.FORWARDED)])
 def test_a_picture_alone_is_forwarded(state: Conference, outcome: str) -> None:
-    picture = replace(text(ORG, ""), media=("https://messaging.bandwidth.com/media/p.jpg",))
+    picture = msgspec.structs.replace(text(ORG, ""),
+                                      media=("https://messaging.bandwidth.com/media/p.jpg",))
     decision = cc.on_text(RULES, picture, cc.Sender(state), NOW, "id")
     assert decision.outcome == outcome
     [forward] = [e for e in decision.effects if isinstance(e, QueueText)

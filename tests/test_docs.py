@@ -80,3 +80,5 @@ def test_readme_table_names_every_key() -> None:
         assert f"`{key.name}`" in readme, key.name
         for env in key.env:
             assert env in readme, env
+
+

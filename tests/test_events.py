@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
 import pytest
-from fake_bandwidth import fixture
+from fake_bandwidth import FIXTURES, fixture
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from confcall import events
 from confcall.events import BadEvent, parse_messaging, parse_voice
@@ -84,3 +91,169 @@ def test_times_are_epoch_seconds() -> None:
 def test_bad_voice_bodies(body: object) -> None:
     with pytest.raises(BadEvent):
         parse_voice(body)
+
+
+# --- the fast path (typed decoding of the bytes) agrees with the checks above -------------
+
+MESSAGING_FIXTURES = sorted(p.name for p in FIXTURES.glob("messaging-callback.*.json"))
+VOICE_FIXTURES = sorted(p.name for p in FIXTURES.glob("voice-callback.*.json"))
+
+
+def _fast_messaging(raw: bytes) -> list[events.Event] | None:
+    """What the fast path alone makes of `raw`; None where it leaves it to the slow path."""
+    try:
+        return [events._fast_item(item) for item in events._MESSAGING.decode(raw)]
+    except (msgspec.DecodeError, events._Unsure):
+        return None
+
+
+def _fast_voice(raw: bytes) -> events.Event | None:
+    try:
+        return events._fast_voice(events._VOICE.decode(raw))
+    except (msgspec.DecodeError, events._Unsure):
+        return None
+
+
+def _outcome(read: Callable[[], Any]) -> Any:
+    """What reading gives: its events, each BadEvent as its message."""
+    try:
+        found = read()
+    except BadEvent as exc:
+        return ("refused", str(exc))
+    if isinstance(found, list):
+        return [("refused", str(e)) if isinstance(e, BadEvent) else e for e in found]
+    return found
+
+
+@pytest.mark.parametrize("name", MESSAGING_FIXTURES)
+def test_bandwidths_texts_take_the_fast_path_and_read_the_same(name: str) -> None:
+    body = fixture(name)
+    raw = json.dumps(body).encode()
+    assert _fast_messaging(raw) == parse_messaging(body)
+    assert events.decode_messaging(raw) == parse_messaging(body)
+
+
+# what a conference line receives on every call; an answer (a call RING placed) is rare and
+# read by the slow path, as a recording's callback is
+SLOW_VOICE = {"voice-callback.answer.json"}
+
+
+@pytest.mark.parametrize("name", VOICE_FIXTURES)
+def test_bandwidths_voice_events_take_the_fast_path_and_read_the_same(name: str) -> None:
+    body = fixture(name)
+    raw = json.dumps(body).encode()
+    assert _fast_voice(raw) == (None if name in SLOW_VOICE else parse_voice(body))
+    assert events.decode_voice(raw) == parse_voice(body)
+
+
+ODD_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.just(""),
+    st.just("   "), st.just("x" * 1025), st.just("2022-06-17T22:19:40.375Z"),
+    st.just("2022-06-17T22:19:40"), st.just("2099-01-01T00:00:00Z"), st.just("\ud800"),
+    st.just("https://example.com/a.png"), st.just("ftp://x"), st.text(max_size=8),
+    st.lists(st.text(max_size=5), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+MEDIA = st.one_of(  # around the bound of 10, or one that is not a URL of at most 2048
+    st.lists(st.sampled_from(["https://e.com/p", "http://e.com/q"]), min_size=9, max_size=12),
+    st.lists(st.sampled_from(["https://e.com/p", "ftp://e.com/r", "https://e.com/" + "x" * 2040,
+                              "https://e.com/" + "x" * 2030, 5]), max_size=3))
+MESSAGING_KEYS = ["type", "to", "time", "description", "errorCode", "message"]
+MESSAGE_KEYS = ["id", "time", "from", "text", "applicationId", "media", "tag", "to"]
+VOICE_KEYS = ["eventType", "eventTime", "callId", "from", "to", "conferenceId", "name", "tag",
+              "cause"]
+KINDS = st.sampled_from(["message-received", "message-delivered", "message-failed",
+                         "initiate", "disconnect", "conferenceCreated", "conferenceMemberJoin",
+                         "conferenceMemberExit", "conferenceCompleted", "answer", ""])
+
+
+def _mutate(body: dict[str, Any], keys: list[str], data: st.DataObject) -> dict[str, Any]:
+    for key in data.draw(st.lists(st.sampled_from(keys), max_size=3, unique=True)):
+        if data.draw(st.booleans()):
+            body.pop(key, None)
+        else:
+            body[key] = data.draw(MEDIA if key == "media" else st.one_of(ODD_VALUES, KINDS))
+    return body
+
+
+def _same_on_both_paths(body: Any) -> None:
+    raw = json.dumps(body).encode()
+    slow = _outcome(lambda: parse_messaging(events.loads(raw)))
+    assert _outcome(lambda: events.decode_messaging(raw)) == slow
+    fast = _fast_messaging(raw)
+    assert fast is None or fast == slow
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.sampled_from(MESSAGING_FIXTURES), data=st.data())
+def test_any_text_body_reads_the_same_on_both_paths(name: str, data: st.DataObject) -> None:
+    body = fixture(name)
+    for element in body:
+        _mutate(element, MESSAGING_KEYS, data)
+        if isinstance(element.get("message"), dict):
+            _mutate(element["message"], MESSAGE_KEYS, data)
+    if data.draw(st.booleans()):
+        body.append(data.draw(st.one_of(ODD_VALUES, st.just(fixture(name)[0]))))
+    _same_on_both_paths(body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_any_inbound_text_reads_the_same_on_both_paths(data: st.DataObject) -> None:
+    """The event acted on most: only its message's fields changed."""
+    body = fixture("messaging-callback.smsMessageReceived.json")
+    _mutate(body[0]["message"], MESSAGE_KEYS, data)
+    _same_on_both_paths(body)
+
+
+@settings(max_examples=400, deadline=None)
+@given(name=st.sampled_from(VOICE_FIXTURES), data=st.data())
+def test_any_voice_body_reads_the_same_on_both_paths(name: str, data: st.DataObject) -> None:
+    raw = json.dumps(_mutate(fixture(name), VOICE_KEYS, data)).encode()
+    slow = _outcome(lambda: parse_voice(events.loads(raw)))
+    assert _outcome(lambda: events.decode_voice(raw)) == slow
+    fast = _fast_voice(raw)
+    assert fast is None or fast == slow
+
+
+def test_half_a_character_is_made_whole_on_the_slow_path() -> None:
+    body = fixture("messaging-callback.smsMessageReceived.json")
+    body[0]["message"]["text"] = "a\ud83d"
+    raw = json.dumps(body).encode()
+    assert _fast_messaging(raw) is None  # msgspec refuses it as malformed
+    [event] = events.decode_messaging(raw)
+    assert isinstance(event, events.TextReceived)
+    assert event.text == "a\ufffd"
+
+
+URL = "https://e.com/"
+TEXT_EDGES: list[tuple[str, Any]] = [
+    ("media", [URL] * 10), ("media", [URL] * 11), ("media", [URL + "x" * 2034]),
+    ("media", [URL + "x" * 2035]), ("media", ["ftp://e.com/"]), ("media", None), ("media", []),
+    ("id", "x" * 1024), ("id", "x" * 1025), ("id", " "), ("id", ""), ("id", 5), ("from", None),
+    ("applicationId", " \t"), ("text", None), ("text", ""), ("text", "x" * 70_000),
+    ("text", 5), ("time", "2022-06-17T22:19:40"), ("time", "2022-06-17 22:19:40Z"),
+    ("time", "20220617T221940Z"), ("time", "2022-06-17T22:19:40.375+14:00"), ("time", ""),
+]
+
+
+@pytest.mark.parametrize(("key", "value"), TEXT_EDGES)
+def test_inbound_text_edges_read_the_same_on_both_paths(key: str, value: Any) -> None:
+    body = fixture("messaging-callback.smsMessageReceived.json")
+    body[0]["message"][key] = value
+    _same_on_both_paths(body)
+
+
+STATUS_EDGES: list[tuple[str, Any]] = [
+    ("errorCode", True), ("errorCode", 1.0), ("errorCode", 10**30), ("errorCode", None),
+    ("errorCode", "4432"), ("description", None), ("description", 5), ("to", "x" * 1025),
+    ("time", None), ("type", "message-read"), ("type", "message-unknown"), ("type", " "),
+    ("message", None), ("message", "m"),
+]
+
+
+@pytest.mark.parametrize(("key", "value"), STATUS_EDGES)
+def test_text_status_edges_read_the_same_on_both_paths(key: str, value: Any) -> None:
+    body = fixture("messaging-callback.messageFailed.json")
+    body[0][key] = value
+    _same_on_both_paths(body)

@@ -20,7 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LINE, ORGANIZER, Clock, Line, StartLine, inbound_text, invitees, wait_for
+from conftest import (
+    LINE,
+    ORGANIZER,
+    Clock,
+    Line,
+    StartLine,
+    inbound_text,
+    invitees,
+    voice_event,
+    wait_for,
+)
 from test_cli import invoke, write_config
 
 from confcall import conference
@@ -551,8 +561,11 @@ async def test_replays_after_the_retention_window_change_nothing(start_line: Sta
     end = inbound_text(ORGANIZER, "bye", message_id="m-bye-old")
     assert (await line.post("/callbacks/messaging", start)).status == 200
     assert (await line.post("/callbacks/messaging", end)).status == 200
+    # a claim for the pruning to forget (a text's claim is its inbound row, kept longer)
+    await line.post("/callbacks/voice/status", voice_event("disconnect", callId="c-1"))
     await line.settle()
     sent = len(line.fake.texts)
+    assert line.store.counts()["processed"] == 1
 
     clock.advance(3 * 86400)  # the pruning runs: yesterday's claims are forgotten
     line.wake()
@@ -571,7 +584,10 @@ async def test_replays_after_the_retention_window_change_nothing(start_line: Sta
 async def test_callback_identities_are_kept_two_days_at_least(start_line: StartLine) -> None:
     clock = Clock()
     line = await start_line(clock=clock, store__retain_days=1)
-    await line.text(ORGANIZER, "hello")  # one claim
+    # one claim: a disconnect (a text's claim is its inbound row, which is not pruned)
+    answer = await line.post("/callbacks/voice/status", voice_event("disconnect", callId="c-1"))
+    assert answer.status == 204
+    assert line.store.counts()["processed"] == 1
     clock.advance(36 * 3600)  # past the retention, within Bandwidth's redelivery and margin
     line.wake()
     await asyncio.sleep(0.3)

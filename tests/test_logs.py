@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 
 import aiohttp
-from conftest import voice_event
+import pytest
+from conftest import inbound_text, voice_event
 from fake_bandwidth import FakeBandwidth
 from served import Served
 
 from confcall.auth import basic_auth
-from confcall.logs import Floods, Formatter, LoopFlushedHandler, clean
+from confcall.logs import Floods, Formatter, Lines, LoopFlushedHandler, clean
 
 
 class RecordingStream:
@@ -97,6 +98,49 @@ def test_a_traceback_is_indented_under_its_record() -> None:
     assert not any(STAMP.match(line) for line in lines[1:])
 
 
+@pytest.mark.parametrize("as_json", [False, True])
+@pytest.mark.parametrize("mask_numbers", [True, False])
+@pytest.mark.parametrize("created", [1_780_000_000.0, 1_780_000_000.9995, 1_780_003_599.042])
+def test_lines_are_written_as_the_formatter_writes_them(as_json: bool, mask_numbers: bool,
+                                                         created: float) -> None:
+    formatter = Formatter(mask_numbers=mask_numbers, as_json=as_json)
+    lines = Lines(LoopFlushedHandler(RecordingStream()), formatter)  # type: ignore[arg-type]
+    message = "text from +12015550123\n2026-11-30 04:00:00,000 INFO x: forged \u202e%s"
+    record = logging.LogRecord("confcall.webhooks", logging.INFO, __file__, 1, "%s",
+                               (message,), None)
+    record.created, record.msecs = created, int((created - int(created)) * 1000) + 0.0
+    expected = formatter.format(record)
+    assert lines.format("confcall.webhooks", message, created) == expected
+    assert lines.format("confcall.webhooks", message, created) == expected  # the stamp kept
+    assert "\n" not in expected and ("+12015550123" in expected) is not mask_numbers
+
+
+async def test_lines_wait_for_the_turns_flush_and_come_before_later_records() -> None:
+    stream = RecordingStream()
+    log, handler = logger_to(stream)
+    handler.setFormatter(Formatter(mask_numbers=False))
+    lines = Lines(handler, Formatter(mask_numbers=False))
+    lines.write("confcall.webhooks", "first")
+    lines.write("confcall.webhooks", "second")
+    log.warning("a record after them")
+    lines.write("confcall.webhooks", "third")
+    assert stream.flushed == []
+    await asyncio.sleep(0)
+    [written] = stream.flushed  # one write for the turn
+    assert [line.split(": ", 1)[1] for line in written.splitlines()] == [
+        "first", "second", "a record after them", "third"]
+    assert all(STAMP.match(line) for line in written.splitlines())
+    handler.close()
+
+
+def test_outside_a_loop_lines_are_written_at_once() -> None:
+    stream = RecordingStream()
+    _, handler = logger_to(stream)
+    Lines(handler, Formatter()).write("confcall.serve", "stopping")
+    assert [f.split(": ", 1)[1] for f in stream.flushed] == ["stopping\n"]
+    handler.close()
+
+
 def test_floods_of_one_warning_are_held_back_and_counted() -> None:
     floods = Floods(burst=3, interval=60)
     records = [logging.LogRecord("confcall.webhooks", logging.WARNING, __file__, 1,
@@ -129,6 +173,10 @@ async def test_nothing_a_caller_sends_forges_a_line_or_shows_a_number(
             async with session.post(served.url + "/callbacks/voice/initiate", json=call,
                                     headers=auth) as answer:
                 assert answer.status == 200
+            text = inbound_text("+12015550198\r\n" + forged, "hi", line="+12015550100")
+            async with session.post(served.url + "/callbacks/messaging", json=text,
+                                    headers=auth) as answer:  # a line written by logs.Lines
+                assert answer.status == 200
             for _ in range(60):  # a flood of bad requests
                 async with session.post(served.url + "/callbacks/messaging", data=b"{",
                                         headers={**auth, "Content-Type": "application/json"}
@@ -140,6 +188,7 @@ async def test_nothing_a_caller_sends_forges_a_line_or_shows_a_number(
     lines = [line for line in log.splitlines() if STAMP.match(line)]
     assert not [line for line in lines if "forged" in line and line.endswith(": forged")]
     assert "c-1\\x0a2026-11-30" in log
+    assert [line for line in lines if "text from +1201***0198\\x0d\\x0a2026" in line]
     assert "\x1b" not in log
     assert not re.search(r"\+1201555\d{4}", "\n".join(lines))  # every number masked
     bad = [line for line in lines if "400 body is not JSON" in line]

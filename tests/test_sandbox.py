@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +11,7 @@ import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer, unused_port
 from conftest import inbound_text, voice_event, wait_for
+from served import Served
 
 from confcall.app import create_app
 from confcall.appkeys import CONFIG, SANDBOX, STORE
@@ -187,3 +190,37 @@ async def test_a_recorded_conference_in_the_sandbox_ends_with_a_link_that_downlo
         answer = await client.get(link.split(str(port), 1)[1])
         audio = await answer.read()
         assert answer.status == 200 and audio[:4] == b"RIFF" and len(audio) > 8000
+
+
+HIDE_VALIDATOR = ("import sys; sys.modules['openapi_schema_validator'] = None; "
+                  "sys.argv[0] = 'confcall'; from confcall.cli import main; main()")
+
+
+async def test_the_default_install_runs_the_sandbox_without_the_schema_checker(
+        tmp_path: Path) -> None:
+    """`pip install .` has no openapi-schema-validator: the sandbox still carries the flow,
+    says once that it checks nothing, and names the extra that does."""
+    served = Served(tmp_path, None, [SANDBOX_ORGANIZER],
+                    command=[sys.executable, "-c", HIDE_VALIDATOR])
+    await served.start()
+    try:
+        async with ClientSession(served.url) as http:
+            async with http.post("/callbacks/messaging", json=inbound_text(
+                    SANDBOX_ORGANIZER, f"{A} {B}", line=SANDBOX_PHONE_NUMBER)) as answer:
+                assert answer.status == 200
+
+            async def sent() -> set[str]:
+                async with http.get("/sandbox/messages") as answer:
+                    return {m["to"][0] for m in await answer.json()}
+
+            for _ in range(200):
+                if await sent() == {A, B, SANDBOX_ORGANIZER}:
+                    break
+                await asyncio.sleep(0.02)
+            assert await sent() == {A, B, SANDBOX_ORGANIZER}
+    finally:
+        assert await served.terminate() == 0
+    log = (tmp_path / "serve.log").read_text()
+    assert log.count("does not check requests against Bandwidth's schemas") == 1
+    assert "pip install 'confcall[sandbox]'" in log
+    assert "Traceback" not in log

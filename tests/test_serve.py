@@ -4,6 +4,7 @@ printed."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import queue
 import shlex
@@ -16,11 +17,13 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import unused_port
 from conftest import ORGANIZER
 from served import Served
 
 BANNER = "callback URLs for the Bandwidth applications"
+CI = os.environ.get("CI") == "true"
 
 
 def clean_env(**settings: str) -> dict[str, str]:
@@ -108,3 +111,26 @@ async def test_the_banner_comes_once_listening_and_its_command_works_as_printed(
         _, rest = server.communicate(timeout=20)
     assert server.returncode == 0, rest
     assert "Traceback" not in rest
+
+
+HIDE_UVLOOP = ("import sys; sys.modules['uvloop'] = None; sys.argv[0] = 'confcall'; "
+               "from confcall.cli import main; main()")
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+async def test_serve_runs_on_uvloop_where_it_is_installed(tmp_path: Path, hidden: bool) -> None:
+    """uvloop is a dependency wherever it has wheels; without it, asyncio's own loop."""
+    installed = importlib.util.find_spec("uvloop") is not None
+    if CI and not hidden:
+        assert installed, "uvloop is a dependency on this platform"
+    command = [sys.executable, "-c", HIDE_UVLOOP] if hidden else []
+    served = Served(tmp_path, None, [ORGANIZER], command=command)
+    await served.start()
+    try:
+        async with aiohttp.ClientSession() as session, session.post(
+                served.url + "/callbacks/voice/initiate", json={}) as answer:
+            assert answer.status == 400  # answered, on whichever loop
+    finally:
+        assert await served.terminate() == 0
+    loop = "uvloop" if installed and not hidden else "asyncio"
+    assert f"{loop} event loop)" in (tmp_path / "serve.log").read_text()

@@ -116,6 +116,31 @@ async def test_work_queued_together_commits_together_and_fails_alone(tmp_path: P
     assert not store.db.in_transaction
 
 
+async def test_a_batch_takes_savepoints_only_when_a_piece_fails(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "c.db")
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)
+
+    def claim(key: str) -> bool:
+        return store.claim(key, 1.0)
+
+    assert await asyncio.gather(*(store.committed(lambda k=k: claim(k)) for k in "abc")) == [
+        True, True, True]
+    assert [s for s in statements if not s.startswith("INSERT")] == ["BEGIN IMMEDIATE",
+                                                                     "COMMIT"]
+    statements.clear()
+
+    def fail() -> bool:
+        claim("undone")
+        raise RuntimeError("crash halfway")
+
+    with pytest.raises(RuntimeError):  # a batch of one: undone, and not run again
+        await store.committed(fail)
+    assert [s for s in statements if not s.startswith("INSERT")] == ["BEGIN IMMEDIATE",
+                                                                     "ROLLBACK"]
+    assert {r[0] for r in store.db.execute("SELECT key FROM processed")} == {"a", "b", "c"}
+
+
 async def test_a_transaction_that_cannot_begin_fails_every_piece(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     store = Store.open(path)

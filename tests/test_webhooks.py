@@ -89,8 +89,32 @@ async def test_wrong_content_type_is_415(line: Line) -> None:
     assert answer.status == 415
 
 
-async def test_wrong_method_is_405_not_500(line: Line) -> None:
-    assert (await line.client.get("/callbacks/messaging")).status == 405
+async def test_wrong_method_is_405_not_500(line: Line, caplog: pytest.LogCaptureFixture) -> None:
+    answer = await line.client.get("/callbacks/messaging")
+    assert answer.status == 405
+    assert answer.headers["Allow"] == "POST"
+    assert await answer.json() == {"error": "Method Not Allowed"}
+    answer = await line.client.post("/healthz")
+    assert (answer.status, answer.headers["Allow"]) == (405, "GET,HEAD")
+    assert [r.getMessage() for r in caplog.records if r.name == "confcall.webhooks"] == [
+        "GET /callbacks/messaging: 405 Method Not Allowed",
+        "POST /healthz: 405 Method Not Allowed"]
+
+
+@pytest.mark.parametrize("path", ["/", "/callbacks", "/callbacks/messaging/x", "/nope"])
+async def test_unknown_paths_are_a_json_404(line: Line, path: str) -> None:
+    for method in ("GET", "POST", "DELETE"):
+        answer = await line.client.request(method, path)
+        assert answer.status == 404
+        assert await answer.json() == {"error": "Not Found"}
+
+
+async def test_unknown_callback_paths_want_the_credentials_first(start_line: StartLine) -> None:
+    line = await start_line(server__callback_username="bw", server__callback_password="s3cret")
+    assert (await line.client.post("/callbacks/nope")).status == 401
+    answer = await line.client.post("/callbacks/nope", headers={
+        "Authorization": basic_auth("bw", "s3cret")})
+    assert answer.status == 404
 
 
 async def test_healthz(line: Line) -> None:

@@ -4,9 +4,12 @@ became of each text, and what an attempt to send one found (a Settlement). Pure 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from confcall.conference import Recording
-from confcall.events import Event
+
+if TYPE_CHECKING:  # an annotation only: `status` and `history` read rows, and start fast
+    from confcall.events import Event
 
 TEXT, COMPLETE, RECAP, CALL = "text", "complete", "recap", "call"
 PENDING, SENT, FAILED, DONE = "pending", "sent", "failed", "done"

@@ -62,7 +62,7 @@ class _Transaction(SqlWrites):
     LEASE_LOCK = " FOR UPDATE OF outbox SKIP LOCKED"
 
     def __init__(self, db: Database, where: str) -> None:
-        self.db = db
+        self.db = self.cursor = db
         self.reads = SqlReads(db, where)
         self.reads.lock = " FOR UPDATE"
         self.changed = False
@@ -162,11 +162,12 @@ class PostgresStore:
                 time.sleep(self._rng.uniform(0, 0.005 * attempt))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _write(self, work: Callable[[_Transaction], T]) -> T:
+    async def _write(self, work: Callable[[_Transaction], T], *, writes: bool = True) -> T:
         """Run `work` in a transaction, committed before this returns; StoreUnavailable
         (a 503, and Bandwidth retries) when the database cannot be written within
         WRITE_WAIT. A transaction cut off by the wait may still commit: the claim makes
-        its redelivery a replay."""
+        its redelivery a replay. Only work that `writes` and succeeds says the database
+        can be written again: a read may pass where writes are locked out."""
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + WRITE_WAIT
         try:
@@ -185,13 +186,15 @@ class PostgresStore:
             else:
                 self._unwritable(f"cannot write the database {self.where}: {reason(exc)}")
             raise StoreUnavailable(self.problem or "") from None
-        self._writable()
+        if writes:
+            self._writable()
         if changed:
             self._changed()
         return result
 
     async def _read(self, work: Callable[[_Transaction], T]) -> T:
-        return await self._write(work)  # a transaction too: it may be cut off alike
+        """A transaction too, cut off alike; but it proves nothing of writing."""
+        return await self._write(work, writes=False)
 
     def _unwritable(self, problem: str) -> None:
         if self.problem is None:  # once when writing stops, whatever each failure says
@@ -224,10 +227,10 @@ class PostgresStore:
         return await self._write(lambda db: db.prune_claims(before))
 
     async def next_due(self, now: float, skip: Sequence[int] = ()) -> float | None:
-        return await self._write(lambda db: db.reads.next_due(now, skip))
+        return await self._read(lambda db: db.reads.next_due(now, skip))
 
     async def backlog(self) -> int:
-        return await self._write(lambda db: db.reads.backlog())
+        return await self._read(lambda db: db.reads.backlog())
 
     def joinable(self, number: str) -> list[Conference]:
         """Active conferences `number` may join, from memory: read again whenever any
@@ -241,7 +244,7 @@ class PostgresStore:
         found = self.joinable(number)
         if found:
             return found
-        return await self._write(lambda db: [
+        return await self._read(lambda db: [
             c for c in _active_conferences(db) if c.may_join(number)])
 
     def is_active(self, conference_id: str) -> bool:
@@ -249,7 +252,7 @@ class PostgresStore:
         return any(c.id == conference_id for c in self._active)
 
     async def recording(self, token: str) -> StoredRecording | None:
-        return await self._write(lambda db: db.reads.recording(token))
+        return await self._read(lambda db: db.reads.recording(token))
 
     def file_problem(self) -> str | None:
         """Why the database cannot be reached, as far as the listening connection tells

@@ -251,6 +251,7 @@ class SqlWrites:
     settlements. Each method runs in the transaction under way."""
 
     db: Any
+    cursor: Any  # what the writes execute on: a reused cursor, or the connection itself
     reads: SqlReads
     # appended to the query that picks rows to lease: on PostgreSQL, FOR UPDATE SKIP LOCKED
     LEASE_LOCK = ""
@@ -263,12 +264,15 @@ class SqlWrites:
     def run(self, entry: Entry, event: Event, rules: Rules, now: float,
             new_id: str = "") -> Decision | None:
         """One event in the transaction under way: claim its identity (None when it was
-        seen before: a replay), read what its decision needs, decide, apply the effects."""
-        if event.key and not self.claim(event.key, now):
+        seen before: a replay), read what its decision needs, decide, apply the effects.
+        An inbound text's claim is the text itself, kept by its message id (longer than
+        claims are): a second row keyed on the same id would only cost a write."""
+        if isinstance(event, TextReceived):
+            if not self.record_inbound(event.message_id, event.sender, event.line, event.text,
+                                       now):
+                return None
+        elif event.key and not self.claim(event.key, now):
             return None
-        if isinstance(event, TextReceived) and not self.record_inbound(
-                event.message_id, event.sender, event.line, event.text, now):
-            return None  # a replay from before the claims were pruned
         found: Conference | Sender | None = None
         if entry.reads is Reads.SENDER:
             sender = getattr(event, "sender", "")
@@ -281,14 +285,15 @@ class SqlWrites:
         elif entry.reads is Reads.CONFERENCE:
             found = self.reads.conference(getattr(event, "conference_id", ""))
         decision = entry.decide(rules, event, found, now, new_id)
-        self.apply(decision.effects, now, getattr(event, "application_id", None))
+        if decision.effects:
+            self.apply(decision.effects, now, getattr(event, "application_id", None))
         return decision
 
     # --- callbacks seen -------------------------------------------------------------
 
     def claim(self, key: str, now: float) -> bool:
         """Record a callback's identity; False when it was seen before (a replay)."""
-        cursor = self.db.execute(
+        cursor = self.cursor.execute(
             "INSERT INTO processed (key, at) VALUES (?, ?) ON CONFLICT DO NOTHING", (key, now)
         )
         return bool(cursor.rowcount == 1)
@@ -298,7 +303,7 @@ class SqlWrites:
         """Keep an inbound text; False when a text with its id is already kept. Texts are
         kept after their callback identities are pruned, so this refuses a replay of a text
         however late Bandwidth delivers it again."""
-        cursor = self.db.execute(
+        cursor = self.cursor.execute(
             "INSERT INTO inbound (message_id, sender, line, body, received_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (message_id, sender, line, body, at))
@@ -307,13 +312,13 @@ class SqlWrites:
     def prune_claims(self, before: float) -> int:
         """Forget callback identities older than `before`; returns how many. (A scan, once
         an hour: an index on `at` would cost every webhook a page write.)"""
-        return int(self.db.execute("DELETE FROM processed WHERE at < ?", (before,)).rowcount)
+        return int(self.cursor.execute("DELETE FROM processed WHERE at < ?", (before,)).rowcount)
 
     # --- applying the state machine's effects ---------------------------------------
 
     def apply(self, effects: Sequence[Effect], now: float, application_id: str | None) -> None:
         """Write what the state machine decided, in the transaction under way."""
-        db = self.db
+        db = self.cursor
         for effect in effects:
             if isinstance(effect, (StartConference, BeginEnding, RecordBandwidthId,
                                    FinishConference, AddInvitees)):
@@ -424,15 +429,15 @@ class SqlWrites:
     def _record_delivery(self, effect: RecordDelivery, now: float) -> None:
         row = None
         if effect.tag and effect.tag.isascii() and effect.tag.isdigit() and len(effect.tag) < 19:
-            row = self.db.execute("SELECT id FROM outbox WHERE id = ? AND kind = 'text'",
+            row = self.cursor.execute("SELECT id FROM outbox WHERE id = ? AND kind = 'text'",
                                   (int(effect.tag),)).fetchone()
         if row is None:
-            row = self.db.execute("SELECT id FROM outbox WHERE message_id = ?",
+            row = self.cursor.execute("SELECT id FROM outbox WHERE message_id = ?",
                                   (effect.message_id,)).fetchone()
         if row is None:
             return
         state = effect.status.removeprefix("message-")
-        self.db.execute(
+        self.cursor.execute(
             "INSERT INTO deliveries (outbox_id, recipient, status, detail, at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (outbox_id, recipient) DO UPDATE SET"
             " status = excluded.status, detail = excluded.detail, at = excluded.at"
@@ -448,7 +453,7 @@ class SqlWrites:
         """Take up to `limit` pending rows due by `now` and not leased, oldest first, until
         `until`: nothing is sent that was not leased first. Call inside a transaction. A
         row that completes a conference comes with the conference's Bandwidth id."""
-        rows = self.db.execute(
+        rows = self.cursor.execute(
             "SELECT outbox.*, conferences.bandwidth_id AS bandwidth_id FROM outbox"
             " LEFT JOIN conferences ON conferences.id = outbox.conference_id"
             " WHERE outbox.status = 'pending' AND due_at <= ?"
@@ -459,7 +464,7 @@ class SqlWrites:
         ).fetchall()
         if rows:
             ids = [row["id"] for row in rows]
-            self.db.execute(
+            self.cursor.execute(
                 # a lease that ran out unsettled: its sender may have sent the row
                 "UPDATE outbox SET doubtful = doubtful"
                 " + CASE WHEN leased_until IS NULL THEN 0 ELSE 1 END,"
@@ -473,7 +478,7 @@ class SqlWrites:
                           for n in row.recipients})
         if not numbers:
             return rows
-        stopped = {r[0] for r in self.db.execute(
+        stopped = {r[0] for r in self.cursor.execute(
             f"SELECT number FROM opt_outs WHERE number IN ({','.join('?' * len(numbers))})",
             tuple(numbers)).fetchall()}
         if not stopped:
@@ -486,7 +491,7 @@ class SqlWrites:
                    error: str | None = None, doubtful: bool = False) -> bool:
         """Settle a row for good (sent, done or failed), and end its lease; False when it
         was settled already (by another sender, after its lease ran out)."""
-        cursor = self.db.execute(
+        cursor = self.cursor.execute(
             "UPDATE outbox SET status = ?, finished_at = ?, message_id = COALESCE(?, message_id),"
             " last_error = COALESCE(?, last_error), attempts = attempts + 1,"
             " leased_until = NULL, doubtful = doubtful + ? WHERE id = ? AND status = 'pending'",
@@ -497,7 +502,7 @@ class SqlWrites:
     def retry_row(self, row_id: int, due_at: float, error: str, *,
                   doubtful: bool = False) -> None:
         """Settle an attempt that failed: try again at `due_at`; its lease ends."""
-        self.db.execute(
+        self.cursor.execute(
             "UPDATE outbox SET attempts = attempts + 1, due_at = ?, last_error = ?,"
             " leased_until = NULL, doubtful = doubtful + ? WHERE id = ? AND status = 'pending'",
             (due_at, error, int(doubtful), row_id),
@@ -515,7 +520,7 @@ class SqlWrites:
             if not self.finish_row(row.id, item.status, now, message_id=item.message_id,
                                    error=item.detail, doubtful=item.doubtful):
                 continue  # what it tells the state machine was told once already
-            self.db.executemany(
+            self.cursor.executemany(
                 "INSERT INTO deliveries (outbox_id, recipient, status, detail, at)"
                 " VALUES (?, ?, 'opted-out', 'said STOP: not sent', ?)"
                 " ON CONFLICT (outbox_id, recipient) DO UPDATE SET status = excluded.status,"

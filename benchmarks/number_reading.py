@@ -2,16 +2,15 @@
 runs of `read_numbers` (region US, the server's count limit) on each body just under the
 64 KiB webhook limit, and the worst of them.
 
-    python benchmarks/reading.py [--runs 5]
+    python benchmarks/number_reading.py [--runs 5]
 
 Goal: every body read in <= 50 ms (a start text is read on the server's event loop).
 """
 
 from __future__ import annotations
 
-# (Named reading.py, not numbers.py: in this folder, which comes first on a script's path,
-# that name hid the standard library's `numbers` from every benchmark that imports
-# `statistics`.)
+# (Not numbers.py: in this folder, which comes first on a script's path, that name hid the
+# standard library's `numbers` from every benchmark that imports `statistics`.)
 import argparse
 import os
 import random
