@@ -1,7 +1,8 @@
-"""Crash and fault safety over a long run: full flows against `confcall serve` while it is
-SIGKILLed at random moments and restarted, its disk fills up, another process holds its
-database's lock, and Bandwidth answers slowly, hangs or redirects; callbacks are
-re-delivered until answered, as Bandwidth does.
+"""Crash and fault safety of `confcall serve` over a long run of full conference flows.
+
+The server is SIGKILLed at random moments and started again, its disk fills up, another
+process holds its database's lock, and Bandwidth answers slowly, hangs or redirects; every
+callback is delivered again until answered, as Bandwidth does.
 
     python benchmarks/chaos.py --kills 50 --faults kill,disk-full,lock,slow,hang,redirect
 

@@ -79,6 +79,7 @@ class Report:
     answered_503: int = 0  # webhooks the server answered 503 (and were delivered again)
     failed_starts: int = 0  # starts that exited (the database could not be written)
     tracebacks: int = 0  # in the server's log: a person must never see one
+    errors: int = 0  # one-line errors in the server's log (`error: …`, as a failed start says)
     missing: list[str] = field(default_factory=list)
     unexplained_rows: list[str] = field(default_factory=list)
     stuck: list[str] = field(default_factory=list)  # flows that never finished
@@ -95,8 +96,8 @@ class Report:
             + (f" ({self.met[mode]} requests)" if mode in ("slow", "hang", "redirect") else "")
             for mode in FAULTS if mode in self.faults) or "none"
         return (f"faults applied: {applied} | webhooks answered 503: {self.answered_503}"
-                f" | failed starts: {self.failed_starts} | tracebacks logged: "
-                f"{self.tracebacks}")
+                f" | failed starts: {self.failed_starts} (error lines logged: {self.errors},"
+                f" tracebacks: {self.tracebacks})")
 
     @property
     def ok(self) -> bool:
@@ -513,5 +514,7 @@ async def run(fake: FakeBandwidth, workdir: Path, *, kills: int, flows: int = 3,
     report.flows = len(all_flows)
     tally(all_flows, fake.texts, rows, report)
     log = workdir / "serve.log"
-    report.tracebacks = log.read_text(errors="replace").count("Traceback") if log.exists() else 0
+    said = log.read_text(errors="replace").splitlines() if log.exists() else []
+    report.tracebacks = sum(line.startswith("Traceback") for line in said)
+    report.errors = sum(line.startswith("error: ") for line in said)
     return report
