@@ -382,6 +382,69 @@ def cause_of(mode: str, fake: FakeBandwidth, database: Path,
 # --- the run ----------------------------------------------------------------------------
 
 
+class Faults:
+    """Applies the fault modes other than `kill` in turn (a random order each round) at
+    random moments `gap` seconds apart, each for `hold` seconds at random; a mode still
+    applied when its turn comes round again is left to run."""
+
+    def __init__(self, modes: list[str], fake: FakeBandwidth, database: Path,
+                 chance: random.Random, report: Report, gap: tuple[float, float],
+                 hold: tuple[float, float]) -> None:
+        self.modes = modes
+        self.fake = fake
+        self.database = database
+        self.chance = chance
+        self.report = report
+        self.gap = gap
+        self.hold = hold
+        self.running: dict[str, asyncio.Task[None]] = {}
+        self.going = True
+
+    async def loop(self) -> None:
+        order: list[str] = []
+        try:
+            while self.going:
+                await asyncio.sleep(self.chance.uniform(*self.gap))
+                if not order:
+                    order = self.chance.sample(self.modes, len(self.modes))
+                mode = order.pop()
+                if self.going and (mode not in self.running or self.running[mode].done()):
+                    self.running[mode] = asyncio.create_task(self.apply(mode))
+        finally:
+            await self.release()
+
+    async def release(self) -> None:
+        """End every fault now."""
+        self.going = False
+        for task in self.running.values():
+            task.cancel()
+        await asyncio.gather(*self.running.values(), return_exceptions=True)
+
+    async def apply(self, mode: str) -> None:
+        cause = cause_of(mode, self.fake, self.database, self.chance)
+        try:
+            await cause.apply()
+            self.report.faults[mode] += 1
+            await asyncio.sleep(self.chance.uniform(*self.hold))
+        finally:
+            cause.release()
+            if isinstance(cause, Misbehaving):
+                self.report.met[mode] += cause.met
+
+
+async def restart(served: Served, report: Report) -> None:
+    """Start the server again, as systemd does (Restart=on-failure): a start may exit
+    while the database cannot be written. Serving counts as started even while /healthz
+    answers 503: the faults may go on for a while yet."""
+    while True:
+        try:
+            await served.start(timeout=120, ready=(200, 503))
+            return
+        except RuntimeError:
+            report.failed_starts += 1
+            await asyncio.sleep(0.5)
+
+
 async def run(fake: FakeBandwidth, workdir: Path, *, kills: int, flows: int = 3,
               seed: int = 0, parallel: int = 3, gap: tuple[float, float] = (0.05, 0.5),
               faults: tuple[str, ...] = ("kill",), seconds: float = 0.0,
@@ -389,10 +452,10 @@ async def run(fake: FakeBandwidth, workdir: Path, *, kills: int, flows: int = 3,
               settle: float = 120.0) -> Report:
     """Run at least `flows` flows, `parallel` at a time, while faults happen: with `kill`
     in `faults`, the server is SIGKILLed `kills` times at random moments `gap` seconds
-    apart; the other modes are applied in turn (in a random order each round) at random
-    moments `fault_gap` apart, each for `hold` seconds at random, overlapping one another and
-    the kills. Faults go on until the kills are done and at least `seconds` have passed;
-    then the flows under way get `settle` seconds to finish."""
+    apart; the other modes are applied in turn at random moments `fault_gap` apart, each
+    for `hold` seconds at random, overlapping one another and the kills. Faults go on
+    until the kills are done and at least `seconds` have passed; then the flows under way
+    and the texts still pending get `settle` seconds each to finish."""
     chance = random.Random(seed)
     report = Report()
     database = workdir / "confcall.db"
@@ -406,67 +469,27 @@ async def run(fake: FakeBandwidth, workdir: Path, *, kills: int, flows: int = 3,
             report.skipped["disk-full"] = problem
             disk = None
     modes = [m for m in faults if m != "kill" and m not in report.skipped]
-    served = Served(workdir, fake, ORGANIZERS[:parallel],
-                    CONFCALL_STORE_PATH=str(database))
+    served = Served(workdir, fake, ORGANIZERS[:parallel], CONFCALL_STORE_PATH=str(database))
     all_flows: list[Flow] = []
-    causes: list[Cause] = []
+    applying = Faults(modes, fake, database, chance, report, fault_gap, hold)
+    tasks: list[asyncio.Task[None]] = []
     try:
         await served.start()
         async with aiohttp.ClientSession() as session:
             driver = Driver(served, fake, session, report)
-            disrupting = True
 
             async def organizer_loop(organizer: str) -> None:
-                while disrupting or sum(f.organizer == organizer for f in all_flows) < (
+                while applying.going or sum(f.organizer == organizer for f in all_flows) < (
                         flows + parallel - 1) // parallel:
                     index = len(all_flows)
                     flow = Flow(index, organizer, NUMBERS[index * 10:index * 10 + 10])
                     all_flows.append(flow)
                     await driver.run(flow)
 
-            async def restart() -> None:
-                """Start the server again, as systemd does (Restart=on-failure): a start
-                may exit while the database cannot be written."""
-                while True:
-                    try:
-                        await served.start(timeout=120)
-                        return
-                    except RuntimeError:
-                        report.failed_starts += 1
-                        await asyncio.sleep(0.5)
-
-            async def apply(mode: str) -> None:
-                cause = cause_of(mode, fake, database, chance)
-                causes.append(cause)
-                try:
-                    await cause.apply()
-                    report.faults[mode] += 1
-                    await asyncio.sleep(chance.uniform(*hold))
-                finally:
-                    cause.release()
-                    causes.remove(cause)
-                    if isinstance(cause, Misbehaving):
-                        report.met[mode] += cause.met
-
-            async def fault_loop() -> None:
-                running: dict[str, asyncio.Task[None]] = {}
-                order: list[str] = []
-                try:
-                    while disrupting:
-                        await asyncio.sleep(chance.uniform(*fault_gap))
-                        if not order:
-                            order = chance.sample(modes, len(modes))
-                        mode = order.pop()
-                        if mode in running and not running[mode].done():
-                            continue  # still applied: its turn comes round again
-                        running[mode] = asyncio.create_task(apply(mode))
-                finally:
-                    for task in running.values():
-                        task.cancel()
-                    await asyncio.gather(*running.values(), return_exceptions=True)
-
             loops = [asyncio.create_task(organizer_loop(o)) for o in ORGANIZERS[:parallel]]
-            faulting = asyncio.create_task(fault_loop()) if modes else None
+            tasks += loops
+            if modes:
+                tasks.append(asyncio.create_task(applying.loop()))
             began = time.monotonic()
             if "kill" in faults:
                 for _ in range(kills):
@@ -474,37 +497,18 @@ async def run(fake: FakeBandwidth, workdir: Path, *, kills: int, flows: int = 3,
                     await served.kill()
                     report.kills += 1
                     report.faults["kill"] += 1
-                    await restart()
+                    await restart(served, report)
             await asyncio.sleep(max(0.0, seconds - (time.monotonic() - began)))
-            disrupting = False
-            if faulting is not None:
-                await faulting
-            _, late = await asyncio.wait(loops, timeout=settle)
-            for task in late:
-                task.cancel()
-            ended = await asyncio.gather(*loops, return_exceptions=True)
-            for outcome in ended:  # a flow that broke (a 4xx) says so
-                if isinstance(outcome, Exception) and not isinstance(
-                        outcome, (TimeoutError, asyncio.CancelledError)):
-                    raise outcome
+            await applying.release()
+            await settle_flows(loops, settle)
             report.stuck = [f"flow {f.index} ({f.organizer}): {f.stage}"
                             for f in all_flows if not f.done]
-            # a flow ends with its recap, which may overtake a text still being retried:
-            # what is pending is not lost until the outbox has had its time
-            deadline = time.monotonic() + settle
-            while (pending := pending_texts(database)) and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
-            report.stuck += pending
-            if pending:  # what the server and Bandwidth are doing meanwhile
-                async with session.get(served.url + "/healthz") as answer:
-                    report.stuck.append(f"/healthz: {answer.status} {await answer.text()}")
-                asked = fake.requests
-                await asyncio.sleep(2)
-                report.stuck.append(f"Bandwidth asked {fake.requests - asked} times in 2 s;"
-                                    f" its faults: {[f for f in fake.faults if f.times]}")
+            report.stuck += await settle_outbox(served, fake, session, database, settle)
     finally:
-        for cause in list(causes):
-            cause.release()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await applying.release()
         await served.stop()
         try:
             rows = doubtful_rows(database) if database.exists() else {}
@@ -518,3 +522,32 @@ async def run(fake: FakeBandwidth, workdir: Path, *, kills: int, flows: int = 3,
     report.tracebacks = sum(line.startswith("Traceback") for line in said)
     report.errors = sum(line.startswith("error: ") for line in said)
     return report
+
+
+async def settle_flows(loops: list[asyncio.Task[None]], settle: float) -> None:
+    """Give the flows under way `settle` seconds to finish; a flow that broke (a callback
+    answered 4xx) says so."""
+    _, late = await asyncio.wait(loops, timeout=settle)
+    for task in late:
+        task.cancel()
+    for outcome in await asyncio.gather(*loops, return_exceptions=True):
+        if isinstance(outcome, Exception) and not isinstance(outcome, TimeoutError):
+            raise outcome
+
+
+async def settle_outbox(served: Served, fake: FakeBandwidth, session: aiohttp.ClientSession,
+                        database: Path, settle: float) -> list[str]:
+    """Give the texts still pending `settle` seconds to go out (a flow ends with its recap,
+    which may overtake a text being retried: what is pending is not lost yet); what is
+    still pending then, and what the server and Bandwidth are doing meanwhile."""
+    deadline = time.monotonic() + settle
+    while (pending := pending_texts(database)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    if pending:
+        async with session.get(served.url + "/healthz") as answer:
+            pending.append(f"/healthz: {answer.status} {await answer.text()}")
+        asked = fake.requests
+        await asyncio.sleep(2)
+        pending.append(f"Bandwidth was asked {fake.requests - asked} times in 2 s; its faults:"
+                       f" {[f for f in fake.faults if f.times] or 'none'}")
+    return pending

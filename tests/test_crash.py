@@ -37,7 +37,7 @@ async def test_every_fault_mode_at_random_moments_loses_nothing(fake: FakeBandwi
     marked doubtful (the documented window), none of a replayed callback. Bounded: a few
     kills, faults a second or two each, and at most a minute for the flows to finish."""
     report = await chaos.run(fake, tmp_path, kills=5, flows=3, seed=11, faults=chaos.FAULTS,
-                             fault_gap=(0.1, 0.6), hold=(0.3, 2.0), settle=60)
+                             fault_gap=(0.2, 1.0), hold=(0.3, 1.5), settle=60)
     print(report.line(), report.fault_line(), sep="\n")
     assert report.kills == 5
     assert report.flows >= 3
