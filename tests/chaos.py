@@ -399,6 +399,9 @@ class Faults:
         self.hold = hold
         self.running: dict[str, asyncio.Task[None]] = {}
         self.going = True
+        self.each_once = asyncio.Event()  # every mode has been applied
+        if not modes:
+            self.each_once.set()
 
     async def loop(self) -> None:
         order: list[str] = []
@@ -425,6 +428,8 @@ class Faults:
         try:
             await cause.apply()
             self.report.faults[mode] += 1
+            if all(self.report.faults[m] for m in self.modes):
+                self.each_once.set()
             await asyncio.sleep(self.chance.uniform(*self.hold))
         finally:
             cause.release()
@@ -454,8 +459,9 @@ async def run(fake: FakeBandwidth, workdir: Path, *, kills: int, flows: int = 3,
     in `faults`, the server is SIGKILLed `kills` times at random moments `gap` seconds
     apart; the other modes are applied in turn at random moments `fault_gap` apart, each
     for `hold` seconds at random, overlapping one another and the kills. Faults go on
-    until the kills are done and at least `seconds` have passed; then the flows under way
-    and the texts still pending get `settle` seconds each to finish."""
+    until the kills are done, at least `seconds` have passed and every mode has been
+    applied; then the flows under way and the texts still pending get `settle` seconds
+    each to finish."""
     chance = random.Random(seed)
     report = Report()
     database = workdir / "confcall.db"
@@ -499,6 +505,7 @@ async def run(fake: FakeBandwidth, workdir: Path, *, kills: int, flows: int = 3,
                     report.faults["kill"] += 1
                     await restart(served, report)
             await asyncio.sleep(max(0.0, seconds - (time.monotonic() - began)))
+            await applying.each_once.wait()
             await applying.release()
             await settle_flows(loops, settle)
             report.stuck = [f"flow {f.index} ({f.organizer}): {f.stage}"

@@ -34,12 +34,13 @@ async def test_every_fault_mode_at_random_moments_loses_nothing(fake: FakeBandwi
                                                                tmp_path: Path) -> None:
     """SIGKILLs, a full disk, a held lock, a slow, hanging and redirecting Bandwidth, at
     random moments and overlapping: every text arrives, and every duplicate is of a row
-    marked doubtful (the documented window), none of a replayed callback. Bounded: a few
-    kills, faults a second or two each, and at most a minute for the flows to finish."""
-    report = await chaos.run(fake, tmp_path, kills=5, flows=3, seed=11, faults=chaos.FAULTS,
-                             fault_gap=(0.2, 1.0), hold=(0.3, 1.5), settle=60)
+    marked doubtful (the documented window), none of a replayed callback. Bounded: eight
+    kills, eight seconds of faults (every mode at least once), each a second or two, then
+    at most a minute each for the flows and the outbox to finish (about 10 s in all)."""
+    report = await chaos.run(fake, tmp_path, kills=8, flows=3, seed=4, faults=chaos.FAULTS,
+                             seconds=8, fault_gap=(0.2, 1.0), hold=(0.3, 1.5), settle=60)
     print(report.line(), report.fault_line(), sep="\n")
-    assert report.kills == 5
+    assert report.kills == 8
     assert report.flows >= 3
     assert report.expected == report.flows * 13
     assert report.lost == 0, report.missing
