@@ -10,8 +10,8 @@ Prints: kills, flows, texts expected, delivered, lost, and the duplicates split 
 copies of an outbox row marked doubtful (the documented window between Bandwidth accepting
 a text and confcall recording that), unexplained copies (a row not marked doubtful) and
 copies from replayed callbacks (different tags); then how often each fault was applied.
-Exits 1 when a text was lost, a flow never finished, or a duplicate is unexplained or
-from a replay. `disk-full` needs root (it mounts a tmpfs); without it, it is skipped.
+Exits 1 when a text was lost, a flow or a text never finished, or a duplicate is
+unexplained or from a replay. `disk-full` needs root (it mounts a tmpfs); without it, it is skipped.
 """
 
 from __future__ import annotations

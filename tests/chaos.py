@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,17 +40,24 @@ HOLD = (0.5, 4.0)  # seconds a fault other than `kill` lasts, at random
 SLOW = (0.3, 3.0)  # seconds a slow Bandwidth takes to answer: at times past the time-out
 
 
-def _numbers() -> list[str]:
-    """Valid, distinct numbers for the invitees of every flow."""
-    found = []
-    for suffix in range(1000, 10000):
-        number = f"+1201555{suffix:04d}"
-        if phonenumbers.is_valid_number(phonenumbers.parse(number)):
-            found.append(number)
-    return found
+def _valid_numbers() -> Iterator[str]:
+    """Valid, distinct numbers for invitees: +1201555xxxx, then the next area codes."""
+    for area in range(201, 1000):
+        for suffix in range(1000, 10000):
+            number = f"+1{area}555{suffix:04d}"
+            if phonenumbers.is_valid_number(phonenumbers.parse(number)):
+                yield number
 
 
-NUMBERS = _numbers()
+_SUPPLY = _valid_numbers()
+NUMBERS: list[str] = []  # those handed out so far, ten per flow
+
+
+def invitees_of(index: int) -> list[str]:
+    """The ten invitees of flow `index`, shared with no other flow however long the run."""
+    while len(NUMBERS) < index * 10 + 10:
+        NUMBERS.append(next(_SUPPLY))
+    return NUMBERS[index * 10:index * 10 + 10]
 
 
 def parse_faults(text: str) -> tuple[str, ...]:
@@ -57,8 +65,8 @@ def parse_faults(text: str) -> tuple[str, ...]:
     modes = tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
     unknown = [m for m in modes if m not in FAULTS]
     if unknown or not modes:
-        raise ValueError(f"unknown fault mode {', '.join(unknown) or '(none)'}: "
-                         f"choose from {', '.join(FAULTS)}")
+        what = f"unknown fault mode {', '.join(unknown)}" if unknown else "no fault mode"
+        raise ValueError(f"{what}: choose from {', '.join(FAULTS)}")
     return modes
 
 
@@ -82,7 +90,7 @@ class Report:
     errors: int = 0  # one-line errors in the server's log (`error: …`, as a failed start says)
     missing: list[str] = field(default_factory=list)
     unexplained_rows: list[str] = field(default_factory=list)
-    stuck: list[str] = field(default_factory=list)  # flows that never finished
+    stuck: list[str] = field(default_factory=list)  # flows unfinished, texts still pending
 
     def line(self) -> str:
         return (f"kills: {self.kills} | flows: {self.flows} | texts expected: {self.expected}"
@@ -488,7 +496,7 @@ async def run(fake: FakeBandwidth, workdir: Path, *, kills: int, flows: int = 3,
                 while applying.going or sum(f.organizer == organizer for f in all_flows) < (
                         flows + parallel - 1) // parallel:
                     index = len(all_flows)
-                    flow = Flow(index, organizer, NUMBERS[index * 10:index * 10 + 10])
+                    flow = Flow(index, organizer, invitees_of(index))
                     all_flows.append(flow)
                     await driver.run(flow)
 

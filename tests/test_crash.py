@@ -58,7 +58,7 @@ async def test_every_fault_mode_at_random_moments_loses_nothing(fake: FakeBandwi
 def test_duplicates_are_told_apart_by_tag_and_doubtful_count() -> None:
     """The tally behind the crash tests: a row sent more often than it was marked doubtful
     is unexplained; copies with different tags are a replayed callback."""
-    flow = chaos.Flow(0, chaos.ORGANIZERS[0], chaos.NUMBERS[:10])
+    flow = chaos.Flow(0, chaos.ORGANIZERS[0], chaos.invitees_of(0))
     texts = [{"to": list(to), "text": f"{opening} {within}", "tag": str(row)}
              for row, (to, opening, within) in enumerate(flow.expected(), start=1)]
     doubtful = {str(row): 0 for row in range(1, len(texts) + 1)}
