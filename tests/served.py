@@ -55,7 +55,8 @@ class Served:
         self.process: asyncio.subprocess.Process | None = None
         self.starts = 0
 
-    async def start(self, timeout: float = 20.0) -> None:
+    async def start(self, timeout: float = 20.0, ready: tuple[int, ...] = (200,)) -> None:
+        """Start it and wait until /healthz answers with a status in `ready`."""
         log = (self.workdir / f"{self.name}.log").open("ab")
         self.process = await asyncio.create_subprocess_exec(
             *self.command, "serve", cwd=self.workdir, env=self.env,
@@ -69,7 +70,7 @@ class Served:
                     raise RuntimeError(f"confcall serve exited {self.process.returncode}")
                 try:
                     async with session.get(self.url + "/healthz") as answer:
-                        if answer.status == 200:
+                        if answer.status in ready:
                             return
                 except aiohttp.ClientError:
                     pass

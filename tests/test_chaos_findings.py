@@ -1,0 +1,88 @@
+"""What the fault runs of benchmarks/chaos.py found, each as the smallest run that shows it;
+marked xfail until confcall is fixed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import chaos
+import pytest
+from conftest import ORGANIZER, inbound_text, invitees, wait_for
+from fake_bandwidth import FakeBandwidth
+from served import Served
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs for the database (root only)."""
+    folder = tmp_path / "disk"
+    problem = chaos.mount_small_disk(folder, "2m")
+    if problem is not None:
+        pytest.skip(problem)
+    try:
+        yield folder
+    finally:
+        chaos.unmount(folder)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "serve started while the disk holding the database is full dies with a traceback "
+    "(sqlite3.OperationalError: database or disk is full, from Store._release_leases in "
+    "Store.open) instead of one line or serving 503 until the disk has room"))
+async def test_a_start_on_a_full_disk_says_so_in_one_line(fake: FakeBandwidth, tmp_path: Path,
+                                                          small_disk: Path) -> None:
+    database = small_disk / "confcall.db"
+    served = Served(tmp_path, fake, [ORGANIZER], CONFCALL_STORE_PATH=str(database))
+    await served.start()
+    fake.fail("messages", 3, 200, delay=5)  # the three texts stay on their way
+    a, b = invitees(2)
+    async with aiohttp.ClientSession() as session, session.post(
+            served.url + "/callbacks/messaging", json=inbound_text(ORGANIZER, f"{a} {b}")) as ok:
+        assert ok.status == 200
+    await wait_for(lambda: fake.requests >= 3)
+    await served.kill()  # leased and never settled: the next start must mark them doubtful
+    filler = chaos.DiskFull(small_disk)
+    await filler.apply()
+    log = tmp_path / "serve.log"
+    before = len(log.read_text())
+    try:
+        with pytest.raises(RuntimeError, match="exited 1"):
+            await served.start(timeout=10)
+    except TimeoutError:  # it serves (503 until the disk has room): that will do as well
+        pass
+    finally:
+        filler.release()
+        await served.stop()
+    said = log.read_text()[before:]
+    assert "Traceback" not in said, said[-600:]
+    assert "damaged" not in said, said[-600:]  # a full disk is not a damaged database
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "serve started while the disk holding the database is full, after a clean stop (no -wal "
+    "or -shm file left), exits with `error: … is not a confcall database, or is damaged: "
+    "disk I/O error`: a full disk reported as a damaged database (the way back it points "
+    "to is a restore)"))
+async def test_a_full_disk_after_a_clean_stop_is_not_called_damage(
+        fake: FakeBandwidth, tmp_path: Path, small_disk: Path) -> None:
+    database = small_disk / "confcall.db"
+    served = Served(tmp_path, fake, [ORGANIZER], CONFCALL_STORE_PATH=str(database))
+    await served.start()
+    assert await served.terminate() == 0
+    filler = chaos.DiskFull(small_disk)
+    await filler.apply()
+    log = tmp_path / "serve.log"
+    before = len(log.read_text())
+    try:
+        with pytest.raises(RuntimeError, match="exited 1"):
+            await served.start(timeout=10)
+    except TimeoutError:  # it serves (503 until the disk has room): that will do as well
+        pass
+    finally:
+        filler.release()
+        await served.stop()
+    said = log.read_text()[before:]
+    assert "Traceback" not in said, said[-600:]
+    assert "damaged" not in said, said[-600:]
