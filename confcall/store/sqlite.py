@@ -28,7 +28,7 @@ from confcall.store.model import (
     StoredRecording,
 )
 from confcall.store.sql import SqlWrites
-from confcall.store.sqlite_reads import SqliteReads
+from confcall.store.sqlite_reads import SqliteReads, cannot_open, primary_code
 from confcall.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger("confcall.store")
@@ -80,7 +80,7 @@ def _storage_problem(exc: BaseException) -> bool:
 
 
 def _locked(exc: sqlite3.Error) -> bool:
-    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return primary_code(exc) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 _Outcome = tuple["asyncio.Future[Any]", BaseException | None, Any]  # (future, error, result)
@@ -150,7 +150,7 @@ class SqliteStore(SqlWrites):
         except sqlite3.DatabaseError as exc:
             if writer_file is not None:
                 os.close(writer_file)
-            raise StoreError(f"{path} is not a confcall database, or is damaged: {exc}") from None
+            raise StoreError(cannot_open(path, exc)) from None
         except StoreError:
             store.close()
             raise
@@ -160,16 +160,20 @@ class SqliteStore(SqlWrites):
                 f"{path} was written by a newer confcall (schema {version}, "
                 f"this one knows {SCHEMA_VERSION}); upgrade confcall"
             )
-        if version < SCHEMA_VERSION:
-            if not create:
-                store.close()
-                raise StoreError(f"{path} is from an older confcall: run `confcall serve` once")
-            store.migrate()
-        if writer:
-            store._release_leases()
-            # from here on the loop never waits for another process's lock: `committed`
-            # tries again later instead (see LOCK_WAIT)
-            connection.execute("PRAGMA busy_timeout = 0")
+        if version < SCHEMA_VERSION and not create:
+            store.close()
+            raise StoreError(f"{path} is from an older confcall: run `confcall serve` once")
+        try:
+            if version < SCHEMA_VERSION:
+                store.migrate()
+            if writer:
+                store._release_leases()
+                # from here on the loop never waits for another process's lock:
+                # `committed` tries again later instead (see LOCK_WAIT)
+                connection.execute("PRAGMA busy_timeout = 0")
+        except sqlite3.DatabaseError as exc:
+            store.close()
+            raise StoreError(cannot_open(path, exc)) from None
         return store
 
     def _check_integrity(self) -> None:

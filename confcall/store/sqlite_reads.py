@@ -12,6 +12,27 @@ from confcall.store.sql import SqlReads
 from confcall.store.sqlite_schema import SCHEMA_VERSION
 
 
+def primary_code(exc: sqlite3.Error) -> int | None:
+    """SQLite's primary result code of `exc` (its extended code's low byte), if it has one."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF
+
+
+def cannot_open(path: Path, exc: sqlite3.DatabaseError) -> str:
+    """One line on why the database at `path` cannot be used: a full disk, a disk that
+    fails or will not be written, another process's lock, or a damaged file (the only one
+    that points to a restore), by SQLite's result code (sqlite.org/rescode.html)."""
+    primary = primary_code(exc)
+    if primary == sqlite3.SQLITE_FULL:
+        return f"cannot write {path}: the disk is full ({exc}); free some space, then start again"
+    if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, None):
+        return f"{path} is not a confcall database, or is damaged: {exc}"
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return f"{path} is locked by another process ({exc}); try again when it lets go"
+    return (f"cannot use {path}: {exc} (is its disk full, read-only or gone? `df` and "
+            "`ls -l` on its folder say)")
+
+
 class SqliteReads(SqlReads):
     """The read queries of one SQLite database."""
 
@@ -32,7 +53,7 @@ class SqliteReads(SqlReads):
             reads = cls(db, path)
             version = reads.version()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{path} is not a confcall database, or is damaged: {exc}") from None
+            raise StoreError(cannot_open(path, exc)) from None
         if version > SCHEMA_VERSION:
             db.close()
             raise StoreError(
