@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # annotations only: `status` and `history` import this module, and start fast
+from confcall.state import (
+    ACTIVE,
+    ENDED,
+    ENDING,
+    Conference,
+    Recording,
+    format_duration,
+    time_on_call,
+)
+
+if TYPE_CHECKING:  # annotations only: the events and msgspec load when a server needs them
     from confcall.events import (
         CallDisconnected,
         ConferenceCompleted,
@@ -24,8 +33,6 @@ TEXT_LIMIT = 2048  # Bandwidth: a message's text is at most 2048 characters
 SHOWN_NOT_NUMBERS = 5  # parts of a start text quoted back as "not phone numbers"
 RECAP_WAIT = 60.0  # seconds to wait for conferenceCompleted before the recap goes anyway
 
-ACTIVE, ENDING, ENDED = "active", "ending", "ended"
-
 
 @dataclass(frozen=True)
 class Rules:
@@ -39,52 +46,6 @@ class Rules:
     recording: bool = False  # record every conference (recording.enabled)
     public_url: str = ""  # where recording links point
     link_days: int = 30  # how long a recording's link works
-
-
-@dataclass(frozen=True)
-class Member:
-    """One call's time in a conference."""
-
-    call_id: str
-    number: str
-    joined_at: float
-    left_at: float | None = None
-
-
-@dataclass(frozen=True)
-class Recording:
-    """A recording of a conference, as Bandwidth made it available; `link` is where the
-    organizer downloads it (an unguessable capability, working until `expires_at`)."""
-
-    recording_id: str
-    status: str  # Bandwidth's: complete, partial, error…
-    link: str
-    expires_at: float
-    duration: str = ""
-
-    @property
-    def usable(self) -> bool:
-        return self.status in ("complete", "partial")
-
-
-@dataclass(frozen=True)
-class Conference:
-    """A conference. Its id is also its name on Bandwidth and the tag in its BXML."""
-
-    id: str
-    organizer: str
-    status: str
-    invitees: tuple[str, ...]
-    created_at: float
-    ended_at: float | None = None
-    bandwidth_id: str | None = None
-    closing_text: str | None = None
-    members: tuple[Member, ...] = ()
-    recorded: bool = False  # started while recording.enabled: its callers hear so
-    recordings: tuple[Recording, ...] = ()
-
-    def may_join(self, number: str) -> bool:
-        return self.status == ACTIVE and (number in self.invitees or number == self.organizer)
 
 
 # Effects: what the store must write (all in one transaction) for an event.
@@ -706,31 +667,6 @@ def choose(conferences: list[Conference], caller: str) -> Conference | None:
     """The conference a caller joins: the newest active one that invited them."""
     joinable = [c for c in conferences if c.may_join(caller)]
     return max(joinable, key=lambda c: c.created_at, default=None)
-
-
-def format_duration(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = max(0, round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
-
-
-def time_on_call(conference: Conference) -> dict[str, float]:
-    """Seconds each number spent on the call, over all of its calls."""
-    totals: dict[str, float] = {}
-    end_time = conference.ended_at
-    for member in conference.members:
-        left = member.left_at if member.left_at is not None else end_time
-        if left is None:
-            continue
-        totals[member.number] = totals.get(member.number, 0.0) + max(0.0, left - member.joined_at)
-    return totals
 
 
 def recap(conference: Conference) -> str:

@@ -13,8 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from confcall.applications import ROLES, Application
-from confcall.conference import format_duration
 from confcall.config import DEFAULT_CONFIG_FILE, DEFAULT_LOCAL_URL, LOOPBACK_HOSTS, Config
+from confcall.state import format_duration
 
 if TYPE_CHECKING:  # check.py and setup.py import aiohttp, which status and history must not load
     from confcall.check import Check

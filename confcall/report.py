@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, TypeVar
 
-from confcall.conference import ENDED, Conference, time_on_call
 from confcall.errors import StoreError
+from confcall.state import ENDED, Conference, time_on_call
 from confcall.store import Reader
 
 R = TypeVar("R")

@@ -9,13 +9,8 @@ import pytest
 
 from confcall import conference as cc
 from confcall.conference import (
-    ACTIVE,
-    ENDED,
-    ENDING,
     BeginEnding,
-    Conference,
     FinishConference,
-    Member,
     QueueCompletion,
     QueueRecapTimer,
     QueueText,
@@ -25,6 +20,7 @@ from confcall.conference import (
     StartConference,
 )
 from confcall.events import ConferenceCompleted, ConferenceCreated, MemberJoined, TextReceived
+from confcall.state import ACTIVE, ENDED, ENDING, Conference, Member
 
 LINE, ORG, A, B, C = "+12015550100", "+12015550101", "+12015550110", "+12015550111", "+12015550112"
 RULES = Rules(line=LINE, organizers=frozenset({ORG}), max_invites=3, region="US")

@@ -22,8 +22,8 @@ from conftest import (
 )
 from defusedxml import ElementTree
 
-from confcall.conference import ENDED, ENDING
 from confcall.events import parse_time
+from confcall.state import ENDED, ENDING
 
 pytestmark = pytest.mark.both_stores
 

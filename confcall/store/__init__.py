@@ -29,10 +29,11 @@ from confcall.store.model import (
 )
 
 if TYPE_CHECKING:
-    from confcall.conference import Conference, Decision, Rules
+    from confcall.conference import Decision, Rules
     from confcall.config import Config
     from confcall.events import Event
     from confcall.handle import Entry
+    from confcall.state import Conference
 
 __all__ = ["CALL", "COMPLETE", "DONE", "FAILED", "PENDING", "RECAP", "RETRY", "SENT", "TEXT",
            "Delivery", "OutboxRow", "Reader", "Settlement", "Store", "StoredRecording",

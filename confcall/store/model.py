@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from confcall.conference import Recording
+from confcall.state import Recording
 
 if TYPE_CHECKING:  # an annotation only: `status` and `history` read rows, and start fast
     from confcall.events import Event

@@ -27,11 +27,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from confcall.conference import Conference, Decision, Rules
+from confcall.conference import Decision, Rules
 from confcall.config import shown_url
 from confcall.errors import StoreError, StoreUnavailable
 from confcall.events import Event
 from confcall.handle import Entry
+from confcall.state import Conference
 from confcall.store.model import OutboxRow, Settlement, StoredRecording
 from confcall.store.postgres_reads import (
     CONNECT_TIMEOUT,
@@ -44,7 +45,8 @@ from confcall.store.postgres_reads import (
     rows,
 )
 from confcall.store.postgres_schema import CHANNEL
-from confcall.store.sql import SqlReads, SqlWrites
+from confcall.store.sql import SqlWrites
+from confcall.store.sql_reads import SqlReads
 
 log = logging.getLogger("confcall.store")
 T = TypeVar("T")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from confcall.config import shown_url
 from confcall.errors import StoreError
 from confcall.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION
-from confcall.store.sql import SqlReads
+from confcall.store.sql_reads import SqlReads
 
 if TYPE_CHECKING:
     import psycopg

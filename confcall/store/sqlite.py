@@ -14,14 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from confcall.conference import (
-    Conference,
-    Decision,
-    Rules,
-)
+from confcall.conference import Decision, Rules
 from confcall.errors import StoreError, StoreUnavailable
 from confcall.events import Event
 from confcall.handle import Entry
+from confcall.state import Conference
 from confcall.store.model import (
     OutboxRow,
     Settlement,

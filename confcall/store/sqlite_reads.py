@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from confcall.errors import StoreError
-from confcall.store.sql import SqlReads
+from confcall.store.sql_reads import SqlReads
 from confcall.store.sqlite_schema import SCHEMA_VERSION
 
 
