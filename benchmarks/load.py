@@ -56,6 +56,7 @@ function request()
   local body = template:gsub("%(marker)s", "%(run)s-" .. id .. "-" .. counter)
   return wrk.format(nil, nil, nil, body)
 end
+%(delay)s
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("RESULT %%d %%f %%f %%d\\n", summary.requests,
@@ -65,10 +66,13 @@ end
 """
 
 
-def _wrk(url: str, body: str, connections: int, seconds: float,
-         pin: Sequence[str]) -> LoadResult:
+def _wrk(url: str, body: str, connections: int, seconds: float, pin: Sequence[str],
+         pause_ms: int) -> LoadResult:
+    # wrk's delay(): each connection waits that long after an answer before its next request
+    delay = f"function delay()\n  return {pause_ms}\nend" if pause_ms else ""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT % {"body": body, "marker": UNIQUE, "run": uuid.uuid4().hex})
+        script.write(WRK_SCRIPT % {"body": body, "marker": UNIQUE, "run": uuid.uuid4().hex,
+                                   "delay": delay})
     try:
         out = subprocess.run(
             [*pin, "wrk", f"-t{1 if pin else 2}", f"-c{connections}",
@@ -83,7 +87,8 @@ def _wrk(url: str, body: str, connections: int, seconds: float,
     return LoadResult("wrk", int(requests), float(duration), float(p99), int(errors))
 
 
-async def _builtin(url: str, body: str, connections: int, seconds: float) -> LoadResult:
+async def _builtin(url: str, body: str, connections: int, seconds: float,
+                   pause_ms: int) -> LoadResult:
     latencies: list[float] = []
     run = uuid.uuid4().hex
     errors = 0
@@ -105,6 +110,8 @@ async def _builtin(url: str, body: str, connections: int, seconds: float) -> Loa
             except aiohttp.ClientError:
                 errors += 1
             latencies.append(time.perf_counter() - began)
+            if pause_ms:
+                await asyncio.sleep(pause_ms / 1000)
 
     connector = aiohttp.TCPConnector(limit=connections)
     began = time.monotonic()
@@ -116,13 +123,15 @@ async def _builtin(url: str, body: str, connections: int, seconds: float) -> Loa
 
 
 async def run_load(url: str, body: Any, *, connections: int = 100, seconds: float = 5.0,
-                   pin: Sequence[str] = ()) -> LoadResult:
+                   pin: Sequence[str] = (), pause_ms: int = 0) -> LoadResult:
     """Post `body` (JSON; the string UNIQUE in it becomes a fresh value per request). `pin`
-    runs wrk under it (`taskset -c 1`), on one thread: a core of its own, not the server's."""
+    runs wrk under it (`taskset -c 1`), on one thread: a core of its own, not the server's.
+    With `pause_ms`, each connection pauses that long after each answer: a load below what
+    the server can take, rather than as much as it can."""
     text = body if isinstance(body, str) else json.dumps(body)
     if shutil.which("wrk"):
-        return await asyncio.to_thread(_wrk, url, text, connections, seconds, pin)
-    return await _builtin(url, text, connections, seconds)
+        return await asyncio.to_thread(_wrk, url, text, connections, seconds, pin, pause_ms)
+    return await _builtin(url, text, connections, seconds, pause_ms)
 
 
 BARE_APP = """
