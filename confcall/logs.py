@@ -41,7 +41,17 @@ def clean(text: str, mask_numbers: bool = True) -> str:
 
 
 def _masked(found: re.Match[str]) -> str:
-    return mask(found.group())
+    number = found.group()
+    shown = _MASKS.get(number)
+    if shown is None:  # the same numbers come again and again: mask each once
+        if len(_MASKS) >= 4096:
+            _MASKS.clear()
+        shown = _MASKS[number] = mask(number)
+    return shown
+
+
+_MASKS: dict[str, str] = {}
+_MILLISECONDS = [f"{n:03d}" for n in range(1000)]  # ",%03d" of logging's stamp, made once
 
 
 class Formatter(logging.Formatter):
@@ -175,8 +185,9 @@ class Lines:
         if second != self._second:  # logging.Formatter.formatTime, once a second
             self._second = second
             self._stamp = time.strftime(self.formatter.default_time_format,
-                                        self.formatter.converter(created))
-        return f"{self._stamp},{int((created - second) * 1000):03d} INFO {name}: {message}"
+                                        self.formatter.converter(created)) + ","
+        milliseconds = _MILLISECONDS[int((created - second) * 1000)]
+        return f"{self._stamp}{milliseconds} INFO {name}: {message}"
 
     def write(self, name: str, message: str) -> None:
         """Log `message` as logger `name` at INFO, now."""
