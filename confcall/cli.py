@@ -117,16 +117,13 @@ def serve(
     flags: dict[str, Any] = {"server.host": host, "server.port": port,
                              "server.public_url": public_url, "log.format": log_format}
     config = _config(config_path, refuse_placeholders=True, **flags)
-    import asyncio
-
     from confcall import logs, serving
     from confcall.render import banner
 
     try:
         with logs.to_stderr(mask_numbers=config.mask_numbers,
                             as_json=config.log_format == "json"):
-            asyncio.run(serving.serve(
-                config, lambda: _stderr().print(banner(config), crop=False)))
+            serving.run(config, lambda: _stderr().print(banner(config), crop=False))
     except ConfcallError as exc:
         fail(str(exc))
 

@@ -22,21 +22,20 @@ from confcall.errors import ConfcallError
 log = logging.getLogger("confcall.serve")
 
 
-def use_uvloop() -> str:
-    """Make the event loops asyncio.run creates uvloop's, where uvloop is installed (a
-    default dependency on Linux and macOS): it carries the same webhooks on a fraction of
-    asyncio's own loop's work. The name of the loop serving will run on."""
+def run(config: Config, ready: Callable[[], None] = lambda: None) -> None:
+    """Serve until SIGTERM or SIGINT, on uvloop where it is installed (a default dependency
+    on Linux and macOS: it carries the same webhooks on a fraction of the work of asyncio's
+    own loop), else on asyncio's."""
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:
         import uvloop
-    except ImportError:  # Windows, or installed without it: asyncio's own loop
-        return "asyncio"
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    return "uvloop"
 
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # Windows, or installed without it
+        pass
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(serve(config, ready))
 
-# `confcall serve` imports this module and then calls asyncio.run(serve(...)): the loop
-# is chosen here, as it is imported, since only the command that serves imports it
-use_uvloop()
 
 REFUSALS_LOGGED_EVERY = 10.0
 SHUTDOWN_GRACE = 2.0
