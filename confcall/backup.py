@@ -11,7 +11,7 @@ from pathlib import Path
 
 from confcall.errors import StoreError
 from confcall.store.sqlite import lock_writer
-from confcall.store.sqlite_reads import SqliteReads
+from confcall.store.sqlite_reads import SqliteReads, damage_found
 from confcall.store.sqlite_schema import SCHEMA_VERSION
 
 Progress = Callable[[int, int], None]  # (pages copied, pages in all)
@@ -40,13 +40,13 @@ def _check(path: Path, what: str) -> None:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
-            found = [row[0] for row in db.execute("PRAGMA quick_check(5)")]
+            found = damage_found([row[0] for row in db.execute("PRAGMA quick_check(5)")])
         finally:
             db.close()
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{what} {path} is not a confcall database: {exc}") from None
-    if found != ["ok"]:
-        raise StoreError(f"{what} {path} is damaged: {'; '.join(found)[:300]}")
+    if found is not None:
+        raise StoreError(f"{what} {path} is damaged: {found}")
     if not 1 <= version <= SCHEMA_VERSION:
         raise StoreError(f"{what} {path} is not a database this confcall knows "
                          f"(schema {version}, this one knows 1 to {SCHEMA_VERSION})")

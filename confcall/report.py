@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from confcall.errors import StoreError
 from confcall.state import ENDED, Conference, time_on_call
 from confcall.store import Reader
+from confcall.store.sqlite_reads import cannot_open
 
 R = TypeVar("R")
 
@@ -27,8 +28,9 @@ def _reading(report: Callable[..., R]) -> Callable[..., R]:
         except Exception as exc:
             # psycopg's errors are told by their module: importing psycopg here would slow
             # every command that never uses PostgreSQL
-            if not (isinstance(exc, sqlite3.DatabaseError)
-                    or type(exc).__module__.startswith("psycopg")):
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StoreError(cannot_open(store.where, exc)) from None
+            if not type(exc).__module__.startswith("psycopg"):
                 raise
             shown = " ".join(str(exc).split())[:300]
             raise StoreError(f"cannot read {store.where}: {shown}") from None

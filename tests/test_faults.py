@@ -515,15 +515,18 @@ async def test_a_damaged_database_stops_start_up_and_reports_in_one_line(
     path = tmp_path / "confcall.db"
     a_database_with_pages(path)
     damage(path)
-    with pytest.raises(StoreError, match="is damaged"):
+    with pytest.raises(StoreError, match="is damaged") as refused:
         Store.open(path, writer=True)
+    said = str(refused.value)  # quick_check's first problem and a count, on one line
+    assert "\n" not in said and "\\x0a" not in said and "more)" in said, said
     (tmp_path / "c.toml").write_text(f'[store]\npath = "{path}"\n')
-    for command in ("status", "history"):
+    for command in ("status", "history"):  # said alike: the way back is a restore
         result = await invoke(command, "--config", str(tmp_path / "c.toml"))
         assert result.exit_code == 1, result.output
         assert "Traceback" not in result.output
         assert len(result.output.strip().splitlines()) == 1, result.output
         assert str(path) in result.output.replace("\n", "")
+        assert "restore it from a backup" in result.output, result.output
 
 
 # --- 7. one serve per database, whatever name it is opened by ------------------------------

@@ -25,7 +25,13 @@ from confcall.store.model import (
     StoredRecording,
 )
 from confcall.store.sql import SqlWrites
-from confcall.store.sqlite_reads import SqliteReads, cannot_open, primary_code
+from confcall.store.sqlite_reads import (
+    RESTORE,
+    SqliteReads,
+    cannot_open,
+    damage_found,
+    primary_code,
+)
 from confcall.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger("confcall.store")
@@ -174,10 +180,9 @@ class SqliteStore(SqlWrites):
         return store
 
     def _check_integrity(self) -> None:
-        found = [row[0] for row in self.db.execute("PRAGMA quick_check(5)")]
-        if found != ["ok"]:
-            raise StoreError(f"{self.path} is damaged ({'; '.join(found)[:300]}): restore it "
-                             "from a backup, or move it aside to start with an empty one")
+        found = damage_found([row[0] for row in self.db.execute("PRAGMA quick_check(5)")])
+        if found is not None:
+            raise StoreError(f"{self.path} is damaged ({found}): {RESTORE}")
 
     def _release_leases(self) -> None:
         """Take back what a sender that died had leased: only this process sends (it holds

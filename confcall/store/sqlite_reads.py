@@ -18,19 +18,35 @@ def primary_code(exc: sqlite3.Error) -> int | None:
     return None if code is None else int(code) & 0xFF
 
 
-def cannot_open(path: Path, exc: sqlite3.DatabaseError) -> str:
-    """One line on why the database at `path` cannot be used: a full disk, a disk that
+RESTORE = "restore it from a backup, or move it aside to start with an empty one"
+
+
+def cannot_open(where: Path | str, exc: sqlite3.DatabaseError) -> str:
+    """One line on why the database at `where` cannot be used: a full disk, a disk that
     fails or will not be written, another process's lock, or a damaged file (the only one
     that points to a restore), by SQLite's result code (sqlite.org/rescode.html)."""
     primary = primary_code(exc)
     if primary == sqlite3.SQLITE_FULL:
-        return f"cannot write {path}: the disk is full ({exc}); free some space, then start again"
-    if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, None):
-        return f"{path} is not a confcall database, or is damaged: {exc}"
+        return f"cannot write {where}: the disk is full ({exc}); free some space, then start again"
+    if primary == sqlite3.SQLITE_CORRUPT:
+        return f"{where} is damaged ({exc}): {RESTORE}"
+    if primary in (sqlite3.SQLITE_NOTADB, None):
+        return f"{where} is not a confcall database, or is damaged: {exc}"
     if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-        return f"{path} is locked by another process ({exc}); try again when it lets go"
-    return (f"cannot use {path}: {exc} (is its disk full, read-only or gone? `df` and "
+        return f"{where} is locked by another process ({exc}); try again when it lets go"
+    return (f"cannot use {where}: {exc} (is its disk full, read-only or gone? `df` and "
             "`ls -l` on its folder say)")
+
+
+def damage_found(rows: list[str]) -> str | None:
+    """What `PRAGMA quick_check` found, as a few words on one line: its first problem and
+    how many more; None when it found none."""
+    problems = [line.strip() for row in rows for line in row.splitlines()
+                if line.strip() and not line.startswith("*** in database")]
+    if not problems or problems == ["ok"]:
+        return None
+    more = f", and {len(problems) - 1} more" if len(problems) > 1 else ""
+    return f"{problems[0][:200]}{more}"
 
 
 class SqliteReads(SqlReads):
