@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,6 +44,20 @@ LOCK_WAIT = 1.5
 _LOCK_RETRY = (0.005, 0.2)  # first and longest pause between tries for the lock
 # Below this much free space on its disk, the database is as good as full.
 MIN_FREE_BYTES = 256 * 1024
+# A checkpoint copies the WAL into the database file and flushes both to disk: milliseconds.
+# SQLite runs one inside a COMMIT each time the WAL passes 1,000 pages, which would hold up
+# the event loop and every webhook in flight; a thread of its own does it (`Checkpointer`).
+# How long the checkpointer lets writes gather after one before it starts: fewer, larger
+# checkpoints (each flushes twice), and a quiet server's WAL copied out within this long.
+CHECKPOINT_PAUSE = 0.1
+# The WAL starts over from its beginning (reusing its file, not growing it) only after a
+# checkpoint that copied all of it with no write in between, which steady writes never
+# leave room for. Past this many pages, the checkpointer makes room: it holds the write lock
+# while it copies the few pages written since its last pass (the loop's writes meanwhile
+# wait without blocking the loop, as for any lock; see LOCK_WAIT).
+WAL_RESTART_PAGES = 1000
+# Past this many, should the checkpointer fall behind, a COMMIT checkpoints on the loop.
+WAL_LIMIT_PAGES = 20_000
 
 
 def _identity(found: os.stat_result) -> tuple[int, int]:
@@ -86,6 +101,53 @@ def _locked(exc: sqlite3.Error) -> bool:
     return primary_code(exc) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+class Checkpointer:
+    """Checkpoints the WAL of the database at `path` from a thread and a connection of its
+    own, some moments after each write: SQLite lets a PASSIVE checkpoint run while another
+    connection writes, so the event loop never waits for one. Its connection flushes to
+    disk as the writer's would (`synchronous`): a commit is as durable as before."""
+
+    def __init__(self, path: Path, synchronous: str) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute(f"PRAGMA synchronous = {synchronous}")
+        # how long a RESTART waits for the loop's transaction under way (well under 1 ms)
+        self._db.execute("PRAGMA busy_timeout = 100")
+        self._wrote = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="confcall-checkpoint",
+                                        daemon=True)
+        self._thread.start()
+
+    def wrote(self) -> None:
+        """Called after each commit, on the loop: cheap once the thread has been told."""
+        if not self._wrote.is_set():
+            self._wrote.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wrote.wait()
+            if self._stopping.wait(CHECKPOINT_PAUSE):
+                return
+            # cleared before the checkpoint: a write committed during it calls for another
+            self._wrote.clear()
+            if self._stopping.is_set():  # `stop` may have set both just before the clear
+                return
+            try:
+                _, pages, _ = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if pages >= WAL_RESTART_PAGES:
+                    self._db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+            except sqlite3.Error as exc:  # disk full, file gone: the writes report it
+                log.debug("checkpoint failed: %s", exc)
+
+    def stop(self) -> None:
+        """Stop the thread and close its connection (the writer's own close then
+        checkpoints what is left, as the last connection to the database)."""
+        self._stopping.set()
+        self._wrote.set()
+        self._thread.join()
+        self._db.close()
+
+
 _Outcome = tuple["asyncio.Future[Any]", BaseException | None, Any]  # (future, error, result)
 
 
@@ -117,6 +179,7 @@ class SqliteStore(SqlWrites):
         # Why the last write failed, until one succeeds: /healthz reports it, and the log
         # says it once when it starts and once when it ends, however many writes fail.
         self.problem: str | None = None
+        self._checkpointer: Checkpointer | None = None
 
     @classmethod
     def open(cls, path: Path, *, create: bool = True, synchronous: str = "normal",
@@ -142,9 +205,9 @@ class SqliteStore(SqlWrites):
             connection.row_factory = sqlite3.Row
             connection.execute("PRAGMA busy_timeout = 5000")
             connection.execute("PRAGMA foreign_keys = ON")
+            level = "FULL" if synchronous == "full" else "NORMAL"
             if create:
                 connection.execute("PRAGMA journal_mode = WAL")
-                level = "FULL" if synchronous == "full" else "NORMAL"
                 connection.execute(f"PRAGMA synchronous = {level}")
             store = cls(connection, path, writer_file)
             version = store.version()
@@ -174,6 +237,9 @@ class SqliteStore(SqlWrites):
                 # from here on the loop never waits for another process's lock:
                 # `committed` tries again later instead (see LOCK_WAIT)
                 connection.execute("PRAGMA busy_timeout = 0")
+                # nor for a checkpoint, but where the WAL grows too long (see Checkpointer)
+                connection.execute(f"PRAGMA wal_autocheckpoint = {WAL_LIMIT_PAGES}")
+                store._checkpointer = Checkpointer(path, level)
         except sqlite3.DatabaseError as exc:
             store.close()
             raise StoreError(cannot_open(path, exc)) from None
@@ -197,6 +263,9 @@ class SqliteStore(SqlWrites):
             if not queued.done.done():
                 queued.done.set_exception(StoreUnavailable("the database was closed"))
         self._queued = []
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         self.db.close()
         if self._writer_file is not None:  # after the connection: closing it frees the lock
             os.close(self._writer_file)
@@ -306,6 +375,8 @@ class SqliteStore(SqlWrites):
                 outcomes = self._run_one_by_one(queued)
             if self.db.in_transaction:
                 self.cursor.execute("COMMIT")
+                if self._checkpointer is not None:
+                    self._checkpointer.wrote()
         except Exception as exc:
             if self.db.in_transaction:  # a failed COMMIT may leave it open
                 self.cursor.execute("ROLLBACK")
