@@ -365,7 +365,8 @@ def loads(raw: bytes) -> Any:
     except (ValueError, RecursionError) as exc:
         # UnicodeDecodeError is a ValueError; RecursionError is what deep nesting raises
         raise BadEvent(f"body is not JSON: {type(exc).__name__}") from None
-    if b"\\u" in raw and _HALF_A_CHARACTER.search(raw):
+    if ((b"\\u" in raw and _HALF_A_CHARACTER.search(raw))
+            or (b"\xed" in raw and _HALF_A_CHARACTER_IN_BYTES.search(raw))):
         body = _whole_characters(body)
     return body
 
@@ -373,6 +374,9 @@ def loads(raw: bytes) -> Any:
 # JSON may escape half of a UTF-16 pair ("\ud800", half an emoji); Python reads it into a
 # string that cannot be written as UTF-8, which SQLite and every log need.
 _HALF_A_CHARACTER = re.compile(rb"\\u[dD][89a-fA-F]")
+# The same half may come as bytes (ED A0 80 to ED BF BF): not UTF-8, but Python's json
+# reads it all the same (msgspec refuses it, so such a body takes the slow path).
+_HALF_A_CHARACTER_IN_BYTES = re.compile(rb"\xed[\xa0-\xbf]")
 
 
 def _whole_characters(value: Any) -> Any:
