@@ -79,7 +79,9 @@ class ConnectionCap:
             made(handler, transport)
             if self.open > self.limit:
                 self.refused += 1
-                transport.close()
+                # not at once: the handler's task has yet to start, and would find its
+                # connection gone (an AssertionError logged for every one refused)
+                asyncio.get_running_loop().call_soon(transport.close)
                 self._tell()
 
         def connection_lost(handler: Any, exc: BaseException | None = None) -> None:

@@ -124,6 +124,7 @@ async def test_connections_beyond_the_cap_are_closed_and_said_once(fake: FakeBan
         await tight.terminate()
     log = (tmp_path / "serve.log").read_text()
     assert log.count("connection(s) closed at once") == 1
+    assert "Traceback" not in log and "exception" not in log  # each closed without a word
 
 
 async def test_a_sandbox_beyond_loopback_wants_callback_credentials(tmp_path: Path) -> None:
