@@ -26,12 +26,18 @@ if TYPE_CHECKING:  # annotations only: the events and msgspec load when a server
         TextReceived,
         TextStatus,
     )
+    from confcall.phone import ReadNumbers
 
 COUNT_LIMIT = 100  # numbers counted in one text; beyond this a refusal says "more than"
 GROUP_LIMIT = 10  # Bandwidth: a group message reaches at most 10 participants
 TEXT_LIMIT = 2048  # Bandwidth: a message's text is at most 2048 characters
 SHOWN_NOT_NUMBERS = 5  # parts of a start text quoted back as "not phone numbers"
 RECAP_WAIT = 60.0  # seconds to wait for conferenceCompleted before the recap goes anyway
+# After the recap, an organizer's text with no phone number in it still goes to the people
+# of the call just ended, for this long: a second "notes are in the doc" a moment after the
+# end text must not be refused as a start text (Bandwidth completes a conference, and the
+# recap goes, within a second or two of the end text).
+FOLLOW_UP = 300.0
 
 
 @dataclass(frozen=True)
@@ -193,8 +199,8 @@ HELP_WORDS = frozenset({"HELP", "INFO"})
 @dataclass(frozen=True)
 class Sender:
     """What a text's decision reads besides the text: the sender's conference that has not
-    ended (an organizer's only), and which numbers said STOP (read for organizers only:
-    their texts invite and forward)."""
+    ended, else the one that ended within FOLLOW_UP (an organizer's only), and which
+    numbers said STOP (read for organizers only: their texts invite and forward)."""
 
     conference: Conference | None = None
     opted_out: frozenset[str] = frozenset()
@@ -243,7 +249,8 @@ def keyword(text: str) -> str:
 def on_text(rules: Rules, event: TextReceived, sender: Sender, now: float,
             new_id: str) -> Decision:
     """An inbound text. Organizers start a conference with a list and end it with the next
-    text; texts they send while it is ending (until the recap) go to the same people.
+    text; texts they send while it is ending (until the recap) go to the same people, as
+    do texts with no phone number in them for FOLLOW_UP after it.
     Anyone may opt out of this line's texts (STOP), back in (START), or ask what it is
     (HELP); anything else from someone who is not an organizer is recorded and not
     answered, so no text loop with a stranger starts. So is a text to another number on
@@ -269,7 +276,16 @@ def on_text(rules: Rules, event: TextReceived, sender: Sender, now: float,
     if word in STOP_WORDS | START_WORDS | HELP_WORDS:  # organizers cannot be opted out
         return Decision(HELPED, [QueueText((event.sender,), organizer_help(rules), "help")],
                         "an organizer's keyword: told how to start")
-    return start(rules, event, now, new_id, sender.opted_out)
+    from confcall.phone import read_numbers  # phonenumbers is slow to import: only if needed
+
+    found = read_numbers(event.text, rules.region, limit=COUNT_LIMIT)
+    if (current is not None and current.status == ENDED and current.ended_at is not None
+            and now - current.ended_at <= FOLLOW_UP and not found.numbers
+            and not found.truncated):
+        return Decision(FORWARDED, forward(current, event.text, event.media, sender.opted_out),
+                        f"forwarded to {current.id}, which ended "
+                        f"{format_duration(now - current.ended_at)} ago")
+    return start(rules, event, now, new_id, found, sender.opted_out)
 
 
 def command(rules: Rules, conference: Conference, text: str, now: float,
@@ -411,12 +427,10 @@ def organizer_help(rules: Rules) -> str:
             "cannot be stopped.")
 
 
-def start(rules: Rules, event: TextReceived, now: float, new_id: str,
+def start(rules: Rules, event: TextReceived, now: float, new_id: str, found: ReadNumbers,
           opted_out: frozenset[str] = frozenset()) -> Decision:
-    """A start text: invite every number it holds, or say why not."""
-    from confcall.phone import read_numbers  # phonenumbers is slow to import: only if needed
-
-    found = read_numbers(event.text, rules.region, limit=COUNT_LIMIT)
+    """A start text, whose numbers `found` were read from it: invite every one, or say why
+    not."""
     numbers = tuple(n for n in found.numbers
                     if n not in (rules.line, event.sender) and n not in opted_out)
     notes = []
@@ -514,7 +528,8 @@ def finish(conference: Conference, now: float) -> list[Effect]:
                     for m in conference.members)
     closed = replace(conference, status=ENDED, ended_at=now, members=members)
     return [FinishConference(conference.id, now),
-            QueueText((conference.organizer,), recap(closed), "recap", conference.id)]
+            QueueText((conference.organizer,), recap(closed) + FOLLOW_UP_SAID, "recap",
+                      conference.id)]
 
 
 def on_recap_due(conference: Conference | None, now: float, why: str = "") -> Decision:
@@ -683,6 +698,10 @@ def recap(conference: Conference) -> str:
     text = f"Conference ended after {ran}. Joined: {joined}."
     text += f" Never joined: {', '.join(never)}." if never else " Everyone joined."
     return text + recordings_said(conference)
+
+
+FOLLOW_UP_SAID = (f" For {FOLLOW_UP / 60:.0f} minutes, a text from you with no phone number"
+                  " still goes to everyone invited.")
 
 
 def recordings_said(conference: Conference) -> str:

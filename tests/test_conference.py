@@ -96,6 +96,20 @@ def test_texts_while_ending_go_to_the_same_people() -> None:
                                           "confcall-1")]
 
 
+@pytest.mark.parametrize(("ended_ago", "outcome"), [(1, cc.FORWARDED), (cc.FOLLOW_UP, cc.FORWARDED),
+                                                  (cc.FOLLOW_UP + 1, cc.REFUSED)])
+def test_a_text_without_numbers_soon_after_the_recap_goes_to_the_same_people(
+        ended_ago: float, outcome: str) -> None:
+    ended = cc.Sender(conf(ENDED, ended_at=NOW - ended_ago))
+    decision = cc.on_text(RULES, text(ORG, "notes are in the doc"), ended, NOW, "id")
+    assert decision.outcome == outcome
+    if outcome == cc.FORWARDED:
+        assert decision.effects == [QueueText((A, B, C), "notes are in the doc", "forward",
+                                              "confcall-1")]
+    with_a_number = cc.on_text(RULES, text(ORG, f"and {A}"), ended, NOW, "id-2")
+    assert with_a_number.outcome == cc.STARTED  # a new call, whenever it comes
+
+
 @pytest.mark.parametrize(("state", "outcome"), [(conf(), cc.ENDS), (conf(ENDING), cc.FORWARDED)])
 def test_a_picture_alone_is_forwarded(state: Conference, outcome: str) -> None:
     picture = msgspec.structs.replace(text(ORG, ""),

@@ -179,7 +179,8 @@ async def test_end_text_forwards_once_completes_and_recaps(line: Line) -> None:
     [recap] = await wait_for(lambda: [t for t in line.fake.texts_to(ORGANIZER)
                                       if "ended" in t["text"]])
     assert recap["text"] == (f"Conference ended after 10m 01s. Joined: {a} (10m 00s), "
-                             f"{b} (8m 00s). Never joined: {c}.")
+                             f"{b} (8m 00s). Never joined: {c}. For 5 minutes, a text from "
+                             "you with no phone number still goes to everyone invited.")
     assert line.store.conference(name).status == ENDED
     assert line.active() is None
 
@@ -498,6 +499,34 @@ async def test_texts_while_ending_reach_the_same_people_not_a_new_conference(
     [confirmation] = [t for t in line.fake.texts_to(ORGANIZER)
                       if t["text"].startswith("Conference started")]
     assert "as does any text you send until the recap" in confirmation["text"]
+
+
+async def test_a_text_without_numbers_just_after_the_recap_reaches_the_same_people(
+        start_line: StartLine) -> None:
+    clock = Clock()
+    line = await start_line(clock=clock)
+    a, b = invitees(2)
+    await start(line, [a, b])
+    await line.text(ORGANIZER, "Thanks all")  # nobody joined: the recap goes at once
+    [recap] = await wait_for(lambda: [t for t in line.fake.texts_to(ORGANIZER)
+                                      if t["text"].startswith("Conference ended")])
+    assert recap["text"].endswith(" For 5 minutes, a text from you with no phone number "
+                                  "still goes to everyone invited.")
+    to_them = lambda: [t["text"] for t in line.fake.texts if t["to"] == [a, b]]  # noqa: E731
+    clock.advance(60)
+    await line.text(ORGANIZER, "notes are in the doc")
+    await wait_for(lambda: to_them() == ["Thanks all", "notes are in the doc"])
+
+    clock.advance(250)  # 310 s after the recap: a text without numbers is a start again
+    await line.text(ORGANIZER, "one more thing")
+    await wait_for(lambda: [t for t in line.fake.texts_to(ORGANIZER)
+                            if t["text"].startswith("No phone numbers found")])
+    [c] = invitees(1, start=60)
+    await line.text(ORGANIZER, f"and {c}")  # holds a number: a new call, as ever
+    await wait_for(lambda: line.active() is not None)
+    await line.settle()
+    assert to_them() == ["Thanks all", "notes are in the doc"]
+    assert line.active().invitees == (c,)
 
 
 async def test_a_picture_alone_ends_the_call_and_is_forwarded(line: Line) -> None:

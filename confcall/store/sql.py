@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from confcall.conference import (
+    FOLLOW_UP,
     AddInvitees,
     BeginEnding,
     Decision,
@@ -78,8 +79,8 @@ class SqlWrites:
         found: Conference | Sender | None = None
         if entry.reads is Reads.SENDER:
             sender = getattr(event, "sender", "")
-            found = Sender(self.reads.current_conference(sender), self.reads.opted_out()) if (
-                sender in rules.organizers) else Sender()
+            found = Sender(self.reads.current_conference(sender, now - FOLLOW_UP),
+                           self.reads.opted_out()) if sender in rules.organizers else Sender()
         elif entry.reads is Reads.NAMED_CONFERENCE:  # our conference id is its tag and name
             tag = getattr(event, "tag", None)
             found = (self.reads.conference(tag) if tag else None) or self.reads.conference(

@@ -138,11 +138,14 @@ class SqlReads:
         found = self._conferences("organizer = ? AND status = 'active'", (organizer,))
         return found[0] if found else None
 
-    def current_conference(self, organizer: str) -> Conference | None:
-        """The organizer's conference that has not ended: active, else ending."""
+    def current_conference(self, organizer: str, ended_since: float) -> Conference | None:
+        """The organizer's conference that has not ended: active, else ending; else the
+        last one that ended at `ended_since` or later."""
         found = self._conferences(
-            "organizer = ? AND status IN ('active', 'ending')"
-            " ORDER BY status = 'active' DESC, created_at DESC LIMIT 1", (organizer,))
+            "organizer = ? AND (status IN ('active', 'ending')"
+            " OR (status = 'ended' AND ended_at >= ?))"
+            " ORDER BY status = 'active' DESC, status = 'ending' DESC, ended_at DESC LIMIT 1",
+            (organizer, ended_since))
         return found[0] if found else None
 
     def active_conferences(self) -> list[Conference]:
