@@ -136,9 +136,9 @@ def check_time(event: Event, now: float) -> None:
     """BadEvent unless `event` happened between 2000 and a day from `now`: a join in 2099
     would make every report and recap nonsense."""
     if event.key and not EARLIEST <= event.time <= now + LATEST_AHEAD:
-        shown = datetime.fromtimestamp(event.time, tz=UTC).isoformat(
-            timespec="seconds") if EARLIEST / 2 < event.time < 4e10 else "far away"
-        raise BadEvent(f"event time {shown} is not between 2000 and tomorrow")
+        shown = " " + datetime.fromtimestamp(event.time, tz=UTC).isoformat(
+            timespec="seconds") if EARLIEST / 2 < event.time < 4e10 else ""
+        raise BadEvent(f"event time{shown} is not between 2000 and tomorrow")
 
 
 class _Fields:

@@ -420,4 +420,5 @@ def add_routes(app: web.Application) -> None:
 
 def add_no_route(app: web.Application) -> None:
     """The route of last resort: add it after every other."""
-    app.router.add_route("*", "/{tail:.*}", guard(no_route, app[CONFIG]))
+    # (?s): a path may hold a newline (%0A), which `.` alone does not match
+    app.router.add_route("*", "/{tail:(?s:.*)}", guard(no_route, app[CONFIG]))
