@@ -199,6 +199,7 @@ async def test_simulate_status_end_history(line: Line, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "server answered 200" in result.output
     await wait_for(lambda: len(line.fake.texts) == 3)
+    await line.settle()  # Bandwidth has the texts: their rows are marked sent just after
 
     url = str(line.client.make_url(""))
     joined = await invoke("simulate-call", "--config", config, "--url", url, "--from", a)
