@@ -133,8 +133,13 @@ class Checkpointer:
             if self._stopping.is_set():  # `stop` may have set both just before the clear
                 return
             try:
-                _, pages, _ = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                if pages >= WAL_RESTART_PAGES:
+                _, pages, copied = self._db.execute(
+                    "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                # Not while a reader (another process: the sqlite3 shell, a replication
+                # tool) holds a snapshot older than the WAL's end, which is what leaves
+                # pages uncopied: the RESTART would hold the write lock through its whole
+                # busy_timeout waiting for that reader, and then fail.
+                if pages >= WAL_RESTART_PAGES and copied == pages:
                     self._db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
             except sqlite3.Error as exc:  # disk full, file gone: the writes report it
                 log.debug("checkpoint failed: %s", exc)
