@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from confcall.conference import (
+    NOTHING_READ,
     AddInvitees,
     BeginEnding,
     Decision,
@@ -79,7 +80,7 @@ class SqlWrites:
         if entry.reads is Reads.SENDER:
             sender = getattr(event, "sender", "")
             found = Sender(self.reads.current_conference(sender), self.reads.opted_out()) if (
-                sender in rules.organizers) else Sender()
+                sender in rules.organizers) else NOTHING_READ
         elif entry.reads is Reads.NAMED_CONFERENCE:  # our conference id is its tag and name
             tag = getattr(event, "tag", None)
             found = (self.reads.conference(tag) if tag else None) or self.reads.conference(
