@@ -206,6 +206,11 @@ class Sender:
     opted_out: frozenset[str] = frozenset()
 
 
+# what is read for a text from someone who is not an organizer: nothing. Made once: a
+# frozen dataclass is dear to make (some 5k instructions), and such texts need no other.
+NOTHING_READ = Sender()
+
+
 @dataclass(frozen=True)
 class Decision:
     """What the state machine decided for one event: what happened (`outcome`, one of the

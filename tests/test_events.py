@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -257,3 +258,55 @@ def test_text_status_edges_read_the_same_on_both_paths(key: str, value: Any) -> 
     body = fixture("messaging-callback.messageFailed.json")
     body[0][key] = value
     _same_on_both_paths(body)
+
+
+
+def read_the_long_way(value: str) -> float | str:
+    """What parse_time must make of `value`: Python's reading of it once the space around
+    it is gone and a trailing Z (either case) is written +00:00; else the refusal."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return f"{value[:40]!r} is not an ISO 8601 time"
+    if moment.tzinfo is None:
+        return f"{value[:40]!r} has no time zone"
+    try:
+        return moment.timestamp()
+    except (OverflowError, ValueError, OSError):
+        return f"{value[:40]!r} is out of range"
+
+
+def parsed_time(value: str) -> float | str:
+    try:
+        return events.parse_time(value)
+    except BadEvent as exc:
+        return str(exc)
+
+
+@pytest.mark.parametrize("value", [
+    "2022-06-17T22:19:40.375Z", "2022-06-17T22:19:40.000375Z", "2022-06-17T22:19:40Z",
+    "1969-12-31T23:59:59.999Z", "2024-02-29T12:00:00.500Z", "9999-12-31T23:59:59.999999Z",
+    "0001-01-01T00:00:00.000Z", "2022-06-17T22:19:40.375z", " 2022-06-17T22:19:40.375Z",
+    "2022-06-17T22:19:40.375Z ", "2022-06-17T22:19:40.375Z\n", "\t2022-06-17T22:19:40.375z",
+    "2022-06-17T22:19:40.375 Z", "2022-06-17 22:19:40.375Z", "2022-06-17T22:19:40,375Z",
+    "2022-06-17T22Z", "2022-06-17Z", "2022-06-17T22:19:40.375ZZ", "2022-06-17T22:19:40.375+00:00Z",
+    "2022-06-17T22:19:40.375+00:00", "2022-06-17T22:19:40.375-00:00", "2022-06-17T22:19:40+0200",
+    "2022-06-17T22:19:40.375", " 2022-06-17T22:19:40.375", "2023-02-29T12:00:00.500Z",
+    "2022-06-17T24:00:00.000Z", "2022-06-17T23:59:60.000Z", "2022-06-17T22:19:40.٣٧٥Z",
+    "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "Z", "", " ",
+])
+def test_times_read_as_they_always_were(value: str) -> None:
+    """parse_time hands Bandwidth's shape to Python as it comes; whatever it comes as, the
+    answer (or the refusal) is what reading it the long way gives."""
+    assert parsed_time(value) == read_the_long_way(value)
+
+
+@settings(max_examples=300)
+@given(st.datetimes(timezones=st.none() | st.timezones()), st.sampled_from(
+    ["milliseconds", "microseconds", "seconds"]), st.sampled_from(["", "Z", "z", " "]))
+def test_any_time_reads_as_it_always_did(moment: datetime, timespec: str, end: str) -> None:
+    value = moment.isoformat(timespec=timespec) + end
+    assert parsed_time(value) == read_the_long_way(value)

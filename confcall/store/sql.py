@@ -13,6 +13,7 @@ from typing import Any
 
 from confcall.conference import (
     FOLLOW_UP,
+    NOTHING_READ,
     AddInvitees,
     BeginEnding,
     Decision,
@@ -80,7 +81,7 @@ class SqlWrites:
         if entry.reads is Reads.SENDER:
             sender = getattr(event, "sender", "")
             found = Sender(self.reads.current_conference(sender, now - FOLLOW_UP),
-                           self.reads.opted_out()) if sender in rules.organizers else Sender()
+                           self.reads.opted_out()) if sender in rules.organizers else NOTHING_READ
         elif entry.reads is Reads.NAMED_CONFERENCE:  # our conference id is its tag and name
             tag = getattr(event, "tag", None)
             found = (self.reads.conference(tag) if tag else None) or self.reads.conference(
