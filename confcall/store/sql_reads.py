@@ -144,7 +144,8 @@ class SqlReads:
         found = self._conferences(
             "organizer = ? AND (status IN ('active', 'ending')"
             " OR (status = 'ended' AND ended_at >= ?))"
-            " ORDER BY status = 'active' DESC, status = 'ending' DESC, ended_at DESC LIMIT 1",
+            " ORDER BY status = 'active' DESC, status = 'ending' DESC, ended_at DESC,"
+            " created_at DESC LIMIT 1",
             (organizer, ended_since))
         return found[0] if found else None
 
