@@ -233,6 +233,7 @@ class Sandbox:
             "to": body["to"],
             "from": body["from"],
             "text": body.get("text", ""),
+            **({"media": body["media"]} if body.get("media") else {}),
             **({"tag": body["tag"]} if "tag" in body else {}),
         }
         self.messages.append(message)

@@ -78,6 +78,32 @@ async def test_whole_flow(sandbox: TestServer) -> None:
         assert listed["completedTime"] and listed["members"] == []
 
 
+async def test_a_picture_the_sandbox_sent_shows_with_its_media(sandbox: TestServer) -> None:
+    picture = "https://messaging.bandwidth.com/api/v2/users/sandbox/media/pic.jpg"
+    auth = {"Authorization": "Basic Ync6cHc="}  # bw:pw
+    async with ClientSession(str(sandbox.make_url("")), headers=auth) as http:
+        async def post(body: Any) -> None:
+            async with http.post("/callbacks/messaging", json=body) as answer:
+                assert answer.status == 200, await answer.text()
+
+        async def sent() -> list[dict[str, Any]]:
+            async with http.get("/sandbox/messages") as answer:
+                result: list[dict[str, Any]] = await answer.json()
+                return result
+
+        await post(inbound_text(SANDBOX_ORGANIZER, f"{A} {B}", line=SANDBOX_PHONE_NUMBER))
+        alone = inbound_text(SANDBOX_ORGANIZER, "", line=SANDBOX_PHONE_NUMBER)
+        alone[0]["message"]["media"] = [picture]
+        await post(alone)  # a picture, no text: it ends the call and goes to everyone
+        forwarded = []
+        for _ in range(100):
+            forwarded = [m for m in await sent() if m["to"] == [A, B]]
+            if forwarded:
+                break
+            await asyncio.sleep(0.05)
+        assert [(m["text"], m.get("media")) for m in forwarded] == [("", [picture])]
+
+
 async def test_hanging_up_leaves_the_conference(sandbox: TestServer) -> None:
     app = sandbox.app
     assert app is not None
