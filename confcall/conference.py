@@ -181,7 +181,9 @@ OPTED_OUT, OPTED_IN, HELPED = "opted out", "opted in", "helped"
 ADDED, ANSWERED = "added", "answered"
 
 # An organizer's text that is one of these alone (any case; ADD and RING with their
-# argument) is a command, not the end of the call.
+# argument) is a command, not the end of the call; one alone just after the call is not
+# forwarded to its people either (it was meant for the call).
+COMMAND_WORDS = frozenset({"WHO", "ADD", "RING", "HELP"})
 COMMANDS_LINE = "Reply WHO, ADD numbers, RING or HELP; any other text ends the call"
 COMMANDS_HELP = ("WHO: who is on the call, who left, who never joined.\n"
                  "ADD numbers: invite more people.\n"
@@ -286,7 +288,7 @@ def on_text(rules: Rules, event: TextReceived, sender: Sender, now: float,
     found = read_numbers(event.text, rules.region, limit=COUNT_LIMIT)
     if (current is not None and current.status == ENDED and current.ended_at is not None
             and now - current.ended_at <= FOLLOW_UP and not found.numbers
-            and not found.truncated):
+            and not found.truncated and word not in COMMAND_WORDS):
         return Decision(FORWARDED, forward(current, event.text, event.media, sender.opted_out),
                         f"forwarded to {current.id}, which ended "
                         f"{format_duration(now - current.ended_at)} ago")

@@ -108,6 +108,8 @@ def test_a_text_without_numbers_soon_after_the_recap_goes_to_the_same_people(
                                               "confcall-1")]
     with_a_number = cc.on_text(RULES, text(ORG, f"and {A}"), ended, NOW, "id-2")
     assert with_a_number.outcome == cc.STARTED  # a new call, whenever it comes
+    for word in ("WHO", "ring"):  # meant for the call, not for everyone
+        assert cc.on_text(RULES, text(ORG, word), ended, NOW, "id-3").outcome == cc.REFUSED
 
 
 @pytest.mark.parametrize(("state", "outcome"), [(conf(), cc.ENDS), (conf(ENDING), cc.FORWARDED)])
