@@ -176,8 +176,11 @@ def conference_view(report: dict[str, Any], *, history: bool = False) -> Rendera
         spent = format_duration(person["seconds_on_call"]) if joined else ""
         table.add_row(Text(visible(person["number"])), state, spent, text)
     parts: list[RenderableType] = [table]
-    if history or report["closing_text"]:
+    pictures = len(report["closing_media"])
+    if history or report["closing_text"] or pictures:
         closing = visible(report["closing_text"]) if report["closing_text"] else "–"
+        if pictures:
+            closing += f" (and {pictures} picture{'s' if pictures > 1 else ''})"
         parts.append(Text(f"  closing text: {closing}", overflow="fold"))
     others = [t for t in report["texts"] if t["purpose"] != "invite"]
     if others and not history:

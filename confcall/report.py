@@ -87,6 +87,8 @@ def conference_report(store: Reader, conference: Conference, now: float) -> dict
         person["invitation"] = ({"state": sent.state, "detail": sent.detail,
                                  "attempts": sent.attempts} if sent else None)
     completion = store.completion(conference.id)
+    # the closing text's pictures ride on its first forward (a text alone may be one)
+    closing = next((r for r in store.outbox(conference.id) if r.purpose == "forward"), None)
     first_join = min((m.joined_at for m in conference.members), default=None)
     end = conference.ended_at if conference.ended_at is not None else now
     return {
@@ -97,6 +99,7 @@ def conference_report(store: Reader, conference: Conference, now: float) -> dict
         "ended": iso(conference.ended_at),
         "call_seconds": round(end - first_join) if first_join is not None else 0,
         "closing_text": conference.closing_text,
+        "closing_media": list(closing.media) if closing is not None else [],
         "participants": participants,
         "texts": [
             {"id": d.outbox_id, "purpose": d.purpose, "to": d.recipient, "state": d.state,

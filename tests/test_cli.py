@@ -16,7 +16,16 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import unused_port
-from conftest import ORGANIZER, OTHER_ORGANIZER, STRANGER, Line, StartLine, invitees, wait_for
+from conftest import (
+    ORGANIZER,
+    OTHER_ORGANIZER,
+    STRANGER,
+    Line,
+    StartLine,
+    inbound_text,
+    invitees,
+    wait_for,
+)
 from fake_bandwidth import FIXTURES, FakeBandwidth
 from typer.testing import CliRunner
 
@@ -244,6 +253,23 @@ async def test_simulate_status_end_history(line: Line, tmp_path: Path) -> None:
     assert "never joined" in shown and "bye now" in shown
     nothing = (await invoke("status", "--config", config)).output
     assert "No active conference." in nothing and name in nothing
+
+
+async def test_history_names_the_picture_that_closed_the_call(line: Line,
+                                                             tmp_path: Path) -> None:
+    config = str(write_config(tmp_path / "c.toml", line))
+    a, b = invitees(2)
+    await line.text(ORGANIZER, f"{a} {b}")
+    name = (await wait_for(lambda: line.active())).id
+    picture = "https://messaging.bandwidth.com/api/v2/users/9900000/media/pic.jpg"
+    body = inbound_text(ORGANIZER, "")
+    body[0]["message"]["media"] = [picture]
+    assert (await line.post("/callbacks/messaging", body)).status == 200
+    await wait_for(lambda: line.store.conference(name).status == "ended")
+    [shown] = json.loads((await invoke("history", "--config", config, "--json")).output)
+    assert (shown["closing_text"], shown["closing_media"]) == ("", [picture])
+    assert "closing text: – (and 1 picture)" in (await invoke("history", "--config",
+                                                              config)).output
 
 
 async def test_end_needs_an_active_conference_and_a_choice(line: Line, tmp_path: Path) -> None:
