@@ -181,9 +181,10 @@ OPTED_OUT, OPTED_IN, HELPED = "opted out", "opted in", "helped"
 ADDED, ANSWERED = "added", "answered"
 
 # An organizer's text that is one of these alone (any case; ADD and RING with their
-# argument) is a command, not the end of the call; one alone just after the call is not
-# forwarded to its people either (it was meant for the call).
-COMMAND_WORDS = frozenset({"WHO", "ADD", "RING", "HELP"})
+# argument) is a command, not the end of the call; one alone in the FOLLOW_UP after the
+# recap is not forwarded to the call's people either (it was meant for the call; HELP is
+# answered before, as a keyword).
+COMMAND_WORDS = frozenset({"WHO", "ADD", "RING"})
 COMMANDS_LINE = "Reply WHO, ADD numbers, RING or HELP; any other text ends the call"
 COMMANDS_HELP = ("WHO: who is on the call, who left, who never joined.\n"
                  "ADD numbers: invite more people.\n"
@@ -237,6 +238,8 @@ def invitation(organizer: str, line: str) -> str:
 
 FORWARD_PARTS = 4  # a closing text is forwarded in at most this many messages (8,192 chars)
 NOTHING_TO_FORWARD = "Your text had nothing in it to forward."
+EVERYONE_OPTED_OUT = ("Everyone invited has opted out of texts from this line: your text "
+                      "went to no one.")
 DEFAULT_CLOSING = "The conference has ended. Thank you for joining."
 
 
@@ -287,8 +290,10 @@ def on_text(rules: Rules, event: TextReceived, sender: Sender, now: float,
 
     found = read_numbers(event.text, rules.region, limit=COUNT_LIMIT)
     if (current is not None and current.status == ENDED and current.ended_at is not None
-            and now - current.ended_at <= FOLLOW_UP and not found.numbers
-            and not found.truncated and word not in COMMAND_WORDS):
+            and now - current.ended_at <= FOLLOW_UP and not found.truncated
+            and (event.media or word not in COMMAND_WORDS)
+            and all(n in (rules.line, event.sender) for n in found.numbers)):
+        # no number to invite in it: not a start text, but more for the call's people
         return Decision(FORWARDED, forward(current, event.text, event.media, sender.opted_out),
                         f"forwarded to {current.id}, which ended "
                         f"{format_duration(now - current.ended_at)} ago")
@@ -495,6 +500,8 @@ def forward(conference: Conference, text: str, media: tuple[str, ...] = (),
     cut = len(parts) > FORWARD_PARTS
     parts = parts[:FORWARD_PARTS] or [""]
     invitees = tuple(n for n in conference.invitees if n not in opted_out)
+    if not invitees:
+        return [QueueText((conference.organizer,), EVERYONE_OPTED_OUT, "notice", conference.id)]
     for begin in range(0, len(invitees), GROUP_LIMIT):
         group = invitees[begin:begin + GROUP_LIMIT]
         effects += [QueueText(group, part, "forward", conference.id, media if i == 0 else ())
@@ -626,14 +633,17 @@ def on_disconnect(event: CallDisconnected) -> Decision:
     return Decision(RECORDED, [RecordLeave(event.call_id, event.time)])
 
 
-def on_conference_completed(conference: Conference | None,
-                            event: ConferenceCompleted) -> Decision:
+def on_conference_completed(conference: Conference | None, event: ConferenceCompleted,
+                            now: float) -> Decision:
     """Bandwidth's conference is gone. Ours ends only if its organizer asked; otherwise the
-    last caller hung up, and the next caller starts a new Bandwidth conference of that name."""
+    last caller hung up, and the next caller starts a new Bandwidth conference of that name.
+    It ended when Bandwidth says, but never later than now: a clock of Bandwidth's that runs
+    ahead must not stretch the FOLLOW_UP after it."""
     if conference is None:
         return Decision(IGNORED)
     if conference.status == ENDING:
-        return Decision(CLOSED, finish(conference, event.time), f"{conference.id} ended")
+        return Decision(CLOSED, finish(conference, min(event.time, now)),
+                        f"{conference.id} ended")
     if conference.status == ACTIVE:
         return Decision(RECORDED, [RecordBandwidthId(conference.id, None)])
     return Decision(IGNORED)

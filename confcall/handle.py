@@ -82,7 +82,8 @@ REGISTRY: dict[type[Event], Entry] = {
         _detail),
     ConferenceCompleted: Entry(
         Reads.NAMED_CONFERENCE,
-        lambda rules, event, found, now, new_id: cc.on_conference_completed(found, event),
+        lambda rules, event, found, now, new_id: cc.on_conference_completed(
+            found, event, now),
         _detail),
     RecordingAvailable: Entry(
         Reads.NAMED_CONFERENCE,

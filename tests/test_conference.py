@@ -112,6 +112,37 @@ def test_a_text_without_numbers_soon_after_the_recap_goes_to_the_same_people(
         assert cc.on_text(RULES, text(ORG, word), ended, NOW, "id-3").outcome == cc.REFUSED
 
 
+def test_what_goes_to_the_call_s_people_after_the_recap_and_what_does_not() -> None:
+    ended = cc.Sender(conf(ENDED, ended_at=NOW - 60))
+
+    def decided(body: str, media: tuple[str, ...] = (),
+                sender: cc.Sender = ended) -> cc.Decision:
+        event = msgspec.structs.replace(text(ORG, body), media=media)
+        return cc.on_text(RULES, event, sender, NOW, "id")
+
+    # only this line's number or the organizer's own: nobody to invite, so a follow-up
+    assert decided(f"questions? call me at {ORG}").outcome == cc.FORWARDED
+    assert decided(f"call in again on {LINE}").outcome == cc.FORWARDED
+    # a command with a picture is no command (as during the call): forwarded
+    assert decided("WHO", ("https://example.com/p.jpg",)).outcome == cc.FORWARDED
+    # more number-like parts than are read: refused, as a start text would be
+    many = decided(" ".join(["555-01"] * 150))
+    assert many.outcome == cc.REFUSED
+    assert "more than 100" in many.effects[0].text  # type: ignore[attr-defined]
+    # everyone said STOP: the organizer is told it went to no one
+    nobody = decided("notes are in the doc", sender=cc.Sender(
+        conf(ENDED, ended_at=NOW - 60), opted_out=frozenset({A, B, C})))
+    assert nobody.effects == [QueueText((ORG,), cc.EVERYONE_OPTED_OUT, "notice",
+                                        "confcall-1")]
+
+
+def test_a_completion_dated_ahead_of_the_clock_ends_the_call_now() -> None:
+    ahead = ConferenceCompleted(key="k", time=NOW + 3600, bandwidth_id="b", name="confcall-1",
+                                tag=None)
+    ended = cc.on_conference_completed(conf(ENDING), ahead, NOW)
+    assert ended.effects[0] == FinishConference("confcall-1", NOW)
+
+
 @pytest.mark.parametrize(("state", "outcome"), [(conf(), cc.ENDS), (conf(ENDING), cc.FORWARDED)])
 def test_a_picture_alone_is_forwarded(state: Conference, outcome: str) -> None:
     picture = msgspec.structs.replace(text(ORG, ""),
@@ -190,12 +221,12 @@ def test_joins_to_ended_conferences_are_ignored() -> None:
 def test_completed_ends_only_what_the_organizer_ended() -> None:
     done = ConferenceCompleted(key="k", time=NOW, bandwidth_id="b", name="confcall-1", tag=None)
     # everyone hung up on their own: the conference stays open for callers to return
-    assert cc.on_conference_completed(conf(ACTIVE), done).effects == [
+    assert cc.on_conference_completed(conf(ACTIVE), done, NOW).effects == [
         RecordBandwidthId("confcall-1", None)]
-    ending = cc.on_conference_completed(conf(ENDING), done)
+    ending = cc.on_conference_completed(conf(ENDING), done, NOW)
     assert ending.outcome == cc.CLOSED
     assert ending.effects[0] == FinishConference("confcall-1", NOW)
-    assert cc.on_conference_completed(conf(ENDED), done).effects == []
+    assert cc.on_conference_completed(conf(ENDED), done, NOW).effects == []
     assert cc.on_recap_due(conf(ENDED), NOW).effects == []
     assert cc.on_recap_due(conf(ENDING), NOW).effects[0] == FinishConference("confcall-1", NOW)
 

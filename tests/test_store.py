@@ -91,6 +91,31 @@ def test_joinable_follows_every_change_to_a_conference(tmp_path: Path) -> None:
     assert store.joinable("+12015550123") == []
 
 
+def test_an_organizers_ending_conference_comes_before_one_just_ended(tmp_path: Path) -> None:
+    """What an organizer's next text reads: the conference still ending, not the one that
+    ended a moment before it (whose follow-up window is still open)."""
+    store = Store.open(tmp_path / "c.db")
+    rules = Rules(line="+12015550100", organizers=frozenset({"+12015550101"}),
+                  max_invites=10, region="US")
+    start = TextReceived(key="m:1", time=0.0, message_id="1", sender="+12015550101",
+                         line="+12015550100", text="+12015550123", application_id="app")
+    for number, name in enumerate(("conf-a", "conf-b")):
+        at = 10.0 * number
+        with store.transaction():
+            store.apply(conference.on_text(rules, start, conference.Sender(), at, name).effects,
+                        at, "app")
+            if name == "conf-b":  # Bandwidth has it: ending waits for its completion
+                store.apply([conference.RecordBandwidthId(name, "bw-b")], at, None)
+            ending = store.reads.conference(name)
+            assert ending is not None
+            store.apply(conference.end(ending, "bye", at + 1).effects, at + 1, None)
+    assert [store.reads.conference(n).status for n in ("conf-a", "conf-b")] == [
+        "ended", "ending"]
+    current = store.reads.current_conference("+12015550101", 0.0)
+    assert current is not None and current.id == "conf-b"
+    store.close()
+
+
 async def test_work_queued_together_commits_together_and_fails_alone(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "c.db")
     commits: list[str] = []
