@@ -88,5 +88,5 @@ def create_app(config: Config, *, clock: Callable[[], float] = time.time,
     webhooks.add_routes(app)
     if config.sandbox:
         sandbox.install(app)
-    webhooks.add_no_route(app)
+    webhooks.add_no_route(app, config)
     return app

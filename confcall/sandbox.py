@@ -384,9 +384,10 @@ def install(app: web.Application) -> None:
     if not schema.available():
         log.info("the sandbox does not check requests against Bandwidth's schemas: "
                  "%s to have it check them", schema.INSTALL_HINT)
-    sandbox = Sandbox(app[CONFIG])
+    config = app[CONFIG]
+    sandbox = Sandbox(config)
     app[SANDBOX] = sandbox
-    bandwidth = app[CONFIG].bandwidth
+    bandwidth = config.bandwidth
     api_credentials = (bandwidth.username, bandwidth.password)
 
     @web.middleware
@@ -397,20 +398,25 @@ def install(app: web.Application) -> None:
             return _error(401, "authentication", "Unauthorized")
         return await handler(request)
 
-    sub = web.Application(middlewares=[webhooks.errors, webhooks.callback_auth, api_auth])
+    sub = web.Application(middlewares=[api_auth])
+
+    def route(method: str, path: str, handler: Handler) -> None:
+        # behind the callback credentials and answering errors as every route of the app
+        sub.router.add_route(method, path, webhooks.guard(handler, config))
+
     account = "{account}"
-    sub.router.add_post(f"/messaging/api/v2/users/{account}/messages", sandbox.create_message)
-    sub.router.add_get(f"/voice/api/v2/accounts/{account}/conferences",
-                       sandbox.list_conferences)
-    sub.router.add_post(f"/voice/api/v2/accounts/{account}/calls", sandbox.create_call)
-    sub.router.add_get(f"/voice/api/v2/accounts/{account}/conferences/{{conference}}"
-                       "/recordings/{recording}/media", sandbox.recording_media)
-    sub.router.add_post(f"/voice/api/v2/accounts/{account}/conferences/{{conference}}",
-                        sandbox.update_conference)
-    sub.router.add_get(f"/account/api/accounts/{account}/applications/{{application}}",
-                       sandbox.application)
-    sub.router.add_get("/messages", sandbox.show_messages)
-    sub.router.add_get("/conferences", sandbox.show_conferences)
+    route("POST", f"/messaging/api/v2/users/{account}/messages", sandbox.create_message)
+    route("GET", f"/voice/api/v2/accounts/{account}/conferences", sandbox.list_conferences)
+    route("POST", f"/voice/api/v2/accounts/{account}/calls", sandbox.create_call)
+    route("GET", f"/voice/api/v2/accounts/{account}/conferences/{{conference}}"
+          "/recordings/{recording}/media", sandbox.recording_media)
+    route("POST", f"/voice/api/v2/accounts/{account}/conferences/{{conference}}",
+          sandbox.update_conference)
+    route("GET", f"/account/api/accounts/{account}/applications/{{application}}",
+          sandbox.application)
+    route("GET", "/messages", sandbox.show_messages)
+    route("GET", "/conferences", sandbox.show_conferences)
+    webhooks.add_no_route(sub, config)
     app.add_subapp("/sandbox", sub)
 
     async def sender(app: web.Application) -> AsyncIterator[None]:

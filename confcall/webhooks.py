@@ -305,8 +305,7 @@ def _trusted(request: web.Request) -> bool:
 # --- what every route needs: bad input a 4xx, callback credentials ------------------------
 #
 # One wrapper around each handler (`guard`) rather than a middleware per concern: aiohttp
-# calls each middleware through a layer of its own on every request. The sandbox's own
-# sub-application still uses them as middlewares (`errors`, `callback_auth`).
+# calls each middleware through a layer of its own on every request.
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
@@ -372,25 +371,6 @@ def guard(handler: Handler, config: Config) -> Handler:
     return guarded
 
 
-@web.middleware
-async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """`_refusal` as a middleware."""
-    try:
-        return await handler(request)
-    except Exception as exc:
-        answer = _refusal(request, exc)
-        if answer is None:
-            raise
-        return answer
-
-
-@web.middleware
-async def callback_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """`_unauthorized` as a middleware."""
-    refused = _unauthorized(request, request.config_dict[CONFIG])  # from a sub-application
-    return refused if refused is not None else await handler(request)
-
-
 async def no_route(request: web.Request) -> web.StreamResponse:
     """Any path and method no other route takes: a 405 naming the methods the path does
     take, else a 404 (JSON, through `guard`, as every other answer)."""
@@ -418,7 +398,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/recordings/{token}", guard(recording, config))
 
 
-def add_no_route(app: web.Application) -> None:
-    """The route of last resort: add it after every other."""
+def add_no_route(app: web.Application, config: Config) -> None:
+    """The route of last resort of `app` (the app of `config`, or one of its
+    sub-applications): add it after every other."""
     # (?s): a path may hold a newline (%0A), which `.` alone does not match
-    app.router.add_route("*", "/{tail:(?s:.*)}", guard(no_route, app[CONFIG]))
+    app.router.add_route("*", "/{tail:(?s:.*)}", guard(no_route, config))

@@ -145,6 +145,19 @@ async def test_the_sandbox_api_takes_its_own_credentials_only(sandbox: TestServe
     assert sandbox.app[SANDBOX].messages == []
 
 
+async def test_the_sandbox_answers_a_wrong_path_or_method_as_the_app_does(
+        sandbox: TestServer) -> None:
+    auth = {"Authorization": "Basic Ync6cHc="}  # bw:pw
+    async with ClientSession(str(sandbox.make_url("")), headers=auth) as http:
+        for method, path, status in (("GET", "/sandbox/nothing", 404),
+                                     ("POST", "/sandbox/messages", 405)):
+            async with http.request(method, path) as answer:
+                assert answer.status == status
+                assert answer.content_type == "application/json"
+        async with http.get("/sandbox/nothing", headers={"Authorization": ""}) as answer:
+            assert answer.status == 401  # credentials first, as on every /sandbox/ path
+
+
 async def test_sandbox_rejects_requests_that_break_bandwidths_schema(sandbox: TestServer) -> None:
     async with ClientSession(headers=api_auth(sandbox)) as http:
         url = sandbox.make_url("/sandbox/messaging/api/v2/users/sandbox/messages")
